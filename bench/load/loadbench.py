@@ -1,0 +1,999 @@
+#!/usr/bin/env python3
+"""Tollgate load benchmark orchestrator (started by bench/load/run.sh, which installs and builds).
+
+Runs the same load directly against the fake upstream (bench/Tollgate.Bench.Upstream) and through
+Tollgate, on this machine, loopback only, and prints / writes one comparison table.
+
+* wrk (bench/load/post.lua) for non-streaming JSON and streaming, at each concurrency: req/s and
+  full-response latency p50/p99.
+* A small sequential HTTP/1.1 client (below) for time to the first SSE event, c=1: a fast stream
+  (22 events, no delay) and a slowed one (model ...-delayN: N ms between events) that shows whether
+  the gateway passes events through as they arrive.
+* Gateway CPU (from /proc/<pid>/stat) and RSS (sampled every 0.25 s) for every point; CPU used by
+  anything else on the machine is tracked so that disturbed points are re-run or flagged.
+
+Standard library only. Every process started here runs in its own process group and is stopped by
+that group at exit, on Ctrl-C (SIGINT), SIGTERM and SIGHUP; they also get SIGTERM from the kernel
+if this script dies (PR_SET_PDEATHSIG). Only 127.0.0.1 is ever contacted.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+HOST = "127.0.0.1"
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+              "no_proxy", "NO_PROXY")
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------------------------
+# processes: own session/process group each, recorded, stopped by group
+# ------------------------------------------------------------------------------------------------
+_STARTED: list[tuple[str, subprocess.Popen]] = []
+_LIBC = None
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    pass
+
+
+def _die_with_parent() -> None:
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def clean_env(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1"
+    env["DOTNET_NOLOGO"] = "1"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def pinned(cmd: list[str], cpus: str) -> list[str]:
+    return (["taskset", "-c", cpus] + cmd) if cpus else cmd
+
+
+def start(name: str, cmd: list[str], cpus: str, logfile: Path | None, env: dict) -> subprocess.Popen:
+    out = open(logfile, "ab") if logfile else subprocess.DEVNULL
+    try:
+        # preexec_fn is only safe while no other thread runs (the RSS sampler thread starts later;
+        # wrk is bounded by its -d anyway and stopped by group like the rest).
+        pre = _die_with_parent if threading.active_count() == 1 else None
+        p = subprocess.Popen(pinned(cmd, cpus), stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=subprocess.STDOUT, env=env, cwd=str(REPO),
+                             start_new_session=True, preexec_fn=pre)
+    finally:
+        if logfile:
+            out.close()
+    _STARTED.append((name, p))
+    return p
+
+
+def stop(p: subprocess.Popen, name: str = "", grace: float = 8.0) -> None:
+    for i, (_, q) in enumerate(_STARTED):
+        if q is p:
+            _STARTED.pop(i)
+            break
+    if p.poll() is not None:
+        return
+    try:
+        os.killpg(p.pid, signal.SIGTERM)  # the group this script created for it (start_new_session)
+    except ProcessLookupError:
+        return
+    try:
+        p.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait(timeout=5)
+    if name:
+        log(f"stopped {name} (pid {p.pid})")
+
+
+def stop_all() -> None:
+    for name, p in reversed(list(_STARTED)):
+        try:
+            stop(p, name)
+        except Exception as e:  # keep stopping the others
+            log(f"could not stop {name} (pid {p.pid}): {e}")
+    _STARTED.clear()
+
+
+def _on_signal(signum, _frame):
+    # First signal: ignore further ones so that the clean-up below cannot be cut short, then
+    # unwind through the finally blocks, which stop every process group started here.
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# ------------------------------------------------------------------------------------------------
+# /proc accounting
+# ------------------------------------------------------------------------------------------------
+def tree_pids(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", "rb") as f:
+                s = f.read()
+            ppid = int(s[s.rindex(b")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(d))
+        except (OSError, ValueError):
+            pass
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                s = f.read()
+            fields = s[s.rindex(b")") + 2:].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (all threads)
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def rss_kb(pids: list[int]) -> int:
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * PAGE_KB
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def machine_busy_ticks() -> int:
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user + nice + system + irq + softirq, all CPUs. Tick-based per-process stime also counts ticks
+    # that land in (soft)irq context (e.g. loopback packet processing), so irq/softirq belong here.
+    return v[0] + v[1] + v[2] + v[5] + v[6]
+
+
+def self_ticks() -> float:
+    t = os.times()
+    return (t.user + t.system) * CLK_TCK
+
+
+def children_ticks() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (r.ru_utime + r.ru_stime) * CLK_TCK
+
+
+class Meter:
+    """CPU of the gateway, the upstream, and of everything else, over one measured step."""
+
+    def __init__(self, gw_pid: int | None, up_pid: int):
+        self.gw_pid, self.up_pid = gw_pid, up_pid
+
+    def snap(self):
+        gw = cpu_ticks(tree_pids(self.gw_pid)) if self.gw_pid else 0
+        up = cpu_ticks(tree_pids(self.up_pid))
+        return time.monotonic(), machine_busy_ticks(), gw, up, self_ticks() + children_ticks()
+
+    @staticmethod
+    def delta(a, b) -> dict:
+        wall = max(b[0] - a[0], 1e-6)
+        gw, up, mine = b[2] - a[2], b[3] - a[3], b[4] - a[4]
+        other = (b[1] - a[1]) - gw - up - mine
+        pct = lambda t: 100.0 * t / CLK_TCK / wall
+        return {"wall_s": wall, "gw_ticks": gw, "gw_cpu_pct": pct(gw), "upstream_cpu_pct": pct(up),
+                "loadgen_cpu_pct": pct(mine), "other_cpu_pct": pct(other)}
+
+
+def wait_quiet(meter: Meter, threshold: float, max_wait: float) -> float:
+    """Wait (bounded) until processes other than ours use less than `threshold` % of a core."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        a = meter.snap()
+        time.sleep(0.5)
+        other = Meter.delta(a, meter.snap())["other_cpu_pct"]
+        if other < threshold or time.monotonic() >= deadline:
+            return other
+
+
+# ------------------------------------------------------------------------------------------------
+# minimal HTTP/1.1 client (keep-alive, chunked) for sanity checks and first-event timing
+# ------------------------------------------------------------------------------------------------
+class Http:
+    def __init__(self, port: int, timeout: float = 30.0):
+        self.port, self.timeout, self.sock, self.buf = port, timeout, None, bytearray()
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+        self.sock, self.buf = None, bytearray()
+
+    def _connect(self):
+        self.sock = socket.create_connection((HOST, self.port), timeout=self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def _take_line(self) -> bytes:
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line = bytes(self.buf[:i])
+                del self.buf[:i + 2]
+                return line
+            if not self._fill():
+                raise ConnectionError("connection closed mid-line")
+
+    def _take(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            if not self._fill():
+                raise ConnectionError("connection closed mid-body")
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None,
+                keep_body: bool = True) -> dict:
+        """Returns status, headers, body and timings (s, from just before the send): to the response
+        headers, to the end of the first SSE event (first b'\\n\\n' in the body), to the end."""
+        if self.sock is None:
+            self._connect()
+        h = {"Host": f"{HOST}:{self.port}", "Content-Length": str(len(body))}
+        if body:
+            h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
+        t0 = time.perf_counter()
+        try:
+            self.sock.sendall(head.encode() + body)
+            status_line = self._take_line()
+        except (ConnectionError, OSError):
+            # a kept-alive connection the server had closed: one retry on a new one
+            self.close()
+            self._connect()
+            t0 = time.perf_counter()
+            self.sock.sendall(head.encode() + body)
+            status_line = self._take_line()
+        parts = status_line.split(b" ", 2)
+        status = int(parts[1])
+        hdrs: dict[str, str] = {}
+        while True:
+            line = self._take_line()
+            if not line:
+                break
+            k, _, v = line.decode("latin-1").partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        t_head = time.perf_counter() - t0
+        out = bytearray()
+        t_first = None
+        scanned = 0
+
+        def got(data: bytes):
+            nonlocal t_first, scanned
+            out.extend(data)
+            if t_first is None and (out.find(b"\n\n", max(0, scanned - 1)) >= 0
+                                    or out.find(b"\r\n\r\n", max(0, scanned - 3)) >= 0):
+                t_first = time.perf_counter() - t0
+            scanned = len(out)
+
+        te = hdrs.get("transfer-encoding", "").lower()
+        if method == "HEAD" or status in (204, 304):
+            pass
+        elif "chunked" in te:
+            while True:
+                size = int(self._take_line().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self._take_line():  # trailers, then the empty line
+                        pass
+                    break
+                # hand over what has arrived so far, so the first event is timed when it arrives
+                remaining = size
+                while remaining:
+                    if not self.buf and not self._fill():
+                        raise ConnectionError("connection closed mid-chunk")
+                    piece = bytes(self.buf[:remaining])
+                    del self.buf[:len(piece)]
+                    remaining -= len(piece)
+                    got(piece)
+                self._take(2)
+        elif "content-length" in hdrs:
+            remaining = int(hdrs["content-length"])
+            while remaining:
+                if not self.buf and not self._fill():
+                    raise ConnectionError("connection closed mid-body")
+                piece = bytes(self.buf[:remaining])
+                del self.buf[:len(piece)]
+                remaining -= len(piece)
+                got(piece)
+        else:  # until close
+            while True:
+                if self.buf:
+                    got(bytes(self.buf))
+                    self.buf.clear()
+                if not self._fill():
+                    break
+            self.close()
+        t_end = time.perf_counter() - t0
+        if hdrs.get("connection", "").lower() == "close" and self.sock:
+            self.close()
+        return {"status": status, "headers": hdrs, "body": bytes(out) if keep_body else b"",
+                "t_head": t_head, "t_first_event": t_first if t_first is not None else t_end,
+                "t_end": t_end}
+
+
+def wait_http_ok(port: int, path: str, proc: subprocess.Popen, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited with code {proc.returncode} before it was ready")
+        c = Http(port, timeout=3)
+        try:
+            r = c.request("GET", path)
+            if r["status"] == 200:
+                return
+            last = f"HTTP {r['status']}"
+        except OSError as e:
+            last = str(e)
+        finally:
+            c.close()
+        time.sleep(0.2)
+    raise BenchError(f"{what} not ready on {HOST}:{port}{path} after {timeout:.0f}s ({last})")
+
+
+def port_busy(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------------------------------------------
+# request bodies and checks
+# ------------------------------------------------------------------------------------------------
+SYSTEM = "You are a concise support assistant. Answer in plain text."
+USER = ("Summarize the following support ticket in two sentences and suggest one next step. "
+        "Ticket: since the last release, invoices exported as CSV show amounts with a comma as the "
+        "decimal separator, and the customer's accounting import rejects every file. They need "
+        "this fixed before the end of the month. ")
+EXPECTED_TEXT = ("Hello! This is a canned reply from the Tollgate bench upstream, served straight "
+                 "from memory.")
+
+
+def make_body(model: str, stream: bool) -> bytes:
+    b = {"model": model,
+         "messages": [{"role": "system", "content": SYSTEM},
+                      {"role": "user", "content": (USER * 4)[:1000]}],
+         "max_tokens": 64, "temperature": 0}
+    if stream:
+        b["stream"] = True
+        b["stream_options"] = {"include_usage": True}
+    return json.dumps(b, separators=(",", ":")).encode()
+
+
+def parse_sse(body: bytes) -> tuple[list, bool]:
+    events, done = [], False
+    for block in body.replace(b"\r\n", b"\n").split(b"\n\n"):
+        for line in block.split(b"\n"):
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                done = True
+            elif data:
+                try:
+                    events.append(json.loads(data))
+                except ValueError:
+                    events.append({"_unparsed": data[:200].decode("utf-8", "replace")})
+    return events, done
+
+
+def check_json(r: dict) -> list[str]:
+    if r["status"] != 200:
+        return [f"HTTP {r['status']}: {r['body'][:300].decode('utf-8', 'replace')}"]
+    problems = []
+    try:
+        d = json.loads(r["body"])
+    except ValueError:
+        return ["body is not JSON: " + r["body"][:200].decode("utf-8", "replace")]
+    try:
+        if d["choices"][0]["message"]["content"] != EXPECTED_TEXT:
+            problems.append("content differs from the upstream's")
+    except (KeyError, IndexError, TypeError):
+        problems.append("no choices[0].message.content")
+    if not isinstance(d.get("usage"), dict) or not d["usage"].get("total_tokens"):
+        problems.append("no usage.total_tokens")
+    return problems
+
+
+def check_stream(r: dict) -> list[str]:
+    if r["status"] != 200:
+        return [f"HTTP {r['status']}: {r['body'][:300].decode('utf-8', 'replace')}"]
+    problems = []
+    if "text/event-stream" not in r["headers"].get("content-type", ""):
+        problems.append(f"content-type is {r['headers'].get('content-type')!r}")
+    events, done = parse_sse(r["body"])
+    if not done:
+        problems.append("no data: [DONE]")
+    text = "".join((c.get("delta") or {}).get("content") or ""
+                   for e in events for c in (e.get("choices") or []) if isinstance(c, dict))
+    if text != EXPECTED_TEXT:
+        problems.append(f"streamed text differs: {text[:80]!r}")
+    if not any(isinstance(e.get("usage"), dict) and e["usage"].get("total_tokens") for e in events):
+        problems.append("no usage chunk")
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------
+# load
+# ------------------------------------------------------------------------------------------------
+class Target:
+    def __init__(self, name: str, port: int, auth: str):
+        self.name, self.port, self.auth = name, port, auth
+        self.url = f"http://{HOST}:{port}/v1/chat/completions"
+        assert self.url.startswith("http://127.0.0.1:")
+
+    def headers(self) -> dict:
+        return {"Authorization": self.auth} if self.auth else {}
+
+
+def run_wrk(t: Target, body_file: Path, conc: int, duration: float, args, work: Path) -> dict:
+    out = work / f"wrk-{os.getpid()}-{time.monotonic_ns()}.json"
+    threads = max(1, min(conc, len(cpu_list(args.load_cpus)) if args.load_cpus else os.cpu_count() or 1))
+    cmd = ["wrk", f"-t{threads}", f"-c{conc}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
+           "-s", str(HERE / "post.lua"), t.url]
+    env = clean_env({"TG_BODY": str(body_file), "TG_AUTH": t.auth, "TG_OUT": str(out)})
+    p = start("wrk", cmd, args.load_cpus, work / "wrk.log", env)
+    try:
+        rc = p.wait(timeout=duration + 60)
+    except subprocess.TimeoutExpired:
+        stop(p, "wrk")
+        raise BenchError("wrk did not finish in time")
+    stop(p)
+    if rc != 0 or not out.exists():
+        raise BenchError(f"wrk failed (rc {rc}); see {work / 'wrk.log'}")
+    d = json.loads(out.read_text())
+    out.unlink()
+    return d
+
+
+def measure(t: Target, mode: str, conc: int, bodies: dict, args, ctx) -> dict:
+    """One point, re-run while disturbed by other processes (at most --retries more times)."""
+    best = None
+    for attempt in range(1 + args.retries):
+        idle_other = wait_quiet(ctx["meter"], args.max_noise / 2, args.quiet_wait)
+        ctx["rss_during"].take()  # reset the per-point maximum
+        a = ctx["meter"].snap()
+        w = run_wrk(t, bodies[mode], conc, args.duration, args, ctx["work"])
+        b = ctx["meter"].snap()
+        m = Meter.delta(a, b)
+        rec = {"target": t.name, "mode": mode, "conc": conc, "attempt": attempt + 1,
+               "idle_other_cpu_pct_before": round(idle_other, 1), **w,
+               **{k: round(v, 2) for k, v in m.items() if k != "gw_ticks"}}
+        if t.name == "tollgate":
+            rec["gw_cpu_us_per_req"] = round(m["gw_ticks"] / CLK_TCK * 1e6 / max(1, w["requests"]), 1)
+            rec["gw_rss_max_mb"] = round(ctx["rss_during"].take() / 1024, 1)
+        err = sum(w["errors"].values())
+        log(f"{t.name:8s} {mode:6s} c={conc:<3d} {w['rps']:>9.0f} req/s  p50 {w['latency_us']['p50'] / 1000:7.3f} ms"
+            f"  p99 {w['latency_us']['p99'] / 1000:7.3f} ms  errors {err}  other CPU {m['other_cpu_pct']:.0f}%"
+            + (f"  gw CPU {m['gw_cpu_pct']:.0f}%" if t.name == "tollgate" else ""))
+        if best is None or rec["other_cpu_pct"] < best["other_cpu_pct"]:
+            best = rec
+        if rec["other_cpu_pct"] <= args.max_noise:
+            break
+        log(f"  disturbed: {rec['other_cpu_pct']:.0f}% of a core used by other processes"
+            + (" - re-running" if attempt < args.retries else ""))
+    best["noisy"] = best["other_cpu_pct"] > args.max_noise
+    return best
+
+
+class RssDuring:
+    """Background RSS sampler (every 0.25 s) for the gateway's process tree over the whole
+    measurement phase; take() returns the maximum since the last take() and resets it."""
+
+    def __init__(self, pid: int):
+        self.pid, self.max_kb, self.overall_kb, self.overall_at = pid, 0, 0, ""
+        self.label = ""
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            kb = rss_kb(tree_pids(self.pid))
+            with self._lock:
+                self.max_kb = max(self.max_kb, kb)
+                if kb > self.overall_kb:
+                    self.overall_kb, self.overall_at = kb, self.label
+            self._stop.wait(0.25)
+
+    def take(self) -> int:
+        with self._lock:
+            kb, self.max_kb = self.max_kb, 0
+        return kb
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(timeout=2)
+
+
+def first_event_probe(t: Target, body: bytes, n: int, max_s: float) -> dict:
+    """Sequential (c=1) stream requests on one keep-alive connection; time to the end of the first
+    SSE event and to the end of the stream, in ms."""
+    c = Http(t.port)
+    firsts, ends, bad = [], [], 0
+    deadline = time.monotonic() + max_s
+    try:
+        for _ in range(3):  # not recorded: connection set-up
+            c.request("POST", "/v1/chat/completions", body, t.headers(), keep_body=False)
+        while len(firsts) < n and time.monotonic() < deadline:
+            r = c.request("POST", "/v1/chat/completions", body, t.headers(), keep_body=False)
+            if r["status"] != 200:
+                bad += 1
+                continue
+            firsts.append(r["t_first_event"] * 1000)
+            ends.append(r["t_end"] * 1000)
+    finally:
+        c.close()
+    return {"n": len(firsts), "non_200": bad, "first_event_ms": dist(firsts), "full_ms": dist(ends)}
+
+
+def pct(sorted_vals: list[float], q: float) -> float | None:
+    if not sorted_vals:
+        return None
+    i = min(len(sorted_vals) - 1, max(0, int(round(q / 100 * len(sorted_vals) + 0.5)) - 1))
+    return sorted_vals[i]
+
+
+def dist(vals: list[float]) -> dict:
+    s = sorted(vals)
+    return {"p50": r3(pct(s, 50)), "p90": r3(pct(s, 90)), "p99": r3(pct(s, 99)),
+            "min": r3(s[0] if s else None), "max": r3(s[-1] if s else None),
+            "mean": r3(sum(s) / len(s) if s else None)}
+
+
+def r3(v):
+    return None if v is None else round(v, 3)
+
+
+# ------------------------------------------------------------------------------------------------
+# reporting
+# ------------------------------------------------------------------------------------------------
+def sub(a, b):
+    return None if a is None or b is None else round(a - b, 3)
+
+
+def build_rows(points: list[dict]) -> list[dict]:
+    by = {(p["target"], p["mode"], p["conc"]): p for p in points}
+    rows = []
+    for (tgt, mode, conc), g in by.items():
+        if tgt != "tollgate":
+            continue
+        d = by.get(("direct", mode, conc))
+        ms = lambda p, k: p["latency_us"][k] / 1000 if p else None
+        rows.append({
+            "mode": mode, "conc": conc,
+            "rps_direct": round(d["rps"]) if d else None, "rps_tollgate": round(g["rps"]),
+            "ratio": round(g["rps"] / d["rps"], 3) if d and d["rps"] else None,
+            "p50_direct_ms": r3(ms(d, "p50")), "p99_direct_ms": r3(ms(d, "p99")),
+            "p50_tollgate_ms": r3(ms(g, "p50")), "p99_tollgate_ms": r3(ms(g, "p99")),
+            "added_p50_ms": sub(ms(g, "p50"), ms(d, "p50")), "added_p99_ms": sub(ms(g, "p99"), ms(d, "p99")),
+            "gw_cpu_pct": round(g["gw_cpu_pct"]), "gw_cpu_us_per_req": g["gw_cpu_us_per_req"],
+            "gw_rss_max_mb": g["gw_rss_max_mb"],
+            "errors_direct": sum(d["errors"].values()) if d else None,
+            "errors_tollgate": sum(g["errors"].values()),
+            "noisy": bool(g.get("noisy") or (d or {}).get("noisy")),
+        })
+    return rows
+
+
+def f(v, nd=3):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def render(res: dict) -> str:
+    L = []
+    L.append("| mode | conc | req/s direct | req/s Tollgate | ratio | p50 direct ms | p99 direct ms "
+             "| p50 Tollgate ms | p99 Tollgate ms | added p50 ms | added p99 ms | gw CPU % | gw CPU µs/req "
+             "| gw RSS max MB | errors d/t |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in res["rows"]:
+        L.append(f"| {r['mode']}{' *' if r['noisy'] else ''} | {r['conc']} | {f(r['rps_direct'])} "
+                 f"| {f(r['rps_tollgate'])} | {f(r['ratio'])} | {f(r['p50_direct_ms'])} | {f(r['p99_direct_ms'])} "
+                 f"| {f(r['p50_tollgate_ms'])} | {f(r['p99_tollgate_ms'])} | {f(r['added_p50_ms'])} "
+                 f"| {f(r['added_p99_ms'])} | {f(r['gw_cpu_pct'])} | {f(r['gw_cpu_us_per_req'], 1)} "
+                 f"| {f(r['gw_rss_max_mb'], 1)} | {f(r['errors_direct'])}/{f(r['errors_tollgate'])} |")
+    fe = res.get("first_event") or {}
+    if fe:
+        L.append("")
+        L.append("| stream, c=1 sequential | n | first event p50 ms direct | first event p99 ms direct "
+                 "| first event p50 ms Tollgate | first event p99 ms Tollgate | **added first event p50 ms** "
+                 "| added p99 ms | full stream p50 ms direct | full stream p50 ms Tollgate |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for k, label in (("fast", "fast (22 events at once)"),
+                         ("slow", f"slowed ({res['options']['slow_delay_ms']} ms between events)")):
+            e = fe.get(k)
+            if not e:
+                continue
+            if "skipped" in e:
+                L.append(f"| {label} | - | skipped: {e['skipped']} | | | | | | | |")
+                continue
+            d, g = e["direct"], e["tollgate"]
+            L.append(f"| {label} | {d['n']}/{g['n']} | {f(d['first_event_ms']['p50'])} | {f(d['first_event_ms']['p99'])} "
+                     f"| {f(g['first_event_ms']['p50'])} | {f(g['first_event_ms']['p99'])} "
+                     f"| **{f(e['added_first_event_p50_ms'])}** | {f(e['added_first_event_p99_ms'])} "
+                     f"| {f(d['full_ms']['p50'])} | {f(g['full_ms']['p50'])} |")
+    rss = res.get("gateway_rss_mb") or {}
+    L.append("")
+    L.append(f"Gateway RSS: {f(rss.get('idle_after_start'), 1)} MB idle after start, "
+             f"**max {f(rss.get('max'), 1)} MB** under load ({rss.get('max_at') or '-'}), "
+             f"{f(rss.get('idle_at_end'), 1)} MB idle at the end. "
+             f"Gateway data dir at the end: {f(res.get('gateway_data_dir_mb'), 1)} MB.")
+    if any(r["noisy"] for r in res["rows"]):
+        L.append(f"`*` = other processes used more than {res['options']['max_noise']}% of a core during that "
+                 "point even after re-running it; treat it with care.")
+    return "\n".join(L)
+
+
+def machine_meta(args) -> dict:
+    def sh(cmd):
+        try:
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               timeout=20, cwd=str(REPO), env=clean_env())
+            return r.stdout.strip() if r.returncode == 0 or cmd[0] == "wrk" else None
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+    cpu = None
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        mem = open("/proc/meminfo").readline().split()[1] + " kB"
+    except OSError:
+        pass
+    return {"utc": args.stamp, "host_cpu": cpu, "cpus": os.cpu_count(), "mem_total": mem,
+            "kernel": platform.release(), "dotnet": sh(["dotnet", "--version"]),
+            "wrk": ((sh(["wrk", "-v"]) or "").splitlines() or [None])[0],
+            "python": platform.python_version(),
+            "git_commit": sh(["git", "rev-parse", "HEAD"]) or None,
+            "git_dirty": bool(sh(["git", "status", "--porcelain", "--", "src"])),
+            "gateway_dll": str(args.gateway_dll), "upstream_dll": str(args.upstream_dll)}
+
+
+# ------------------------------------------------------------------------------------------------
+# main
+# ------------------------------------------------------------------------------------------------
+def cpu_list(spec: str) -> list[int]:
+    out = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            a, b = part.split("-")
+            out.extend(range(int(a), int(b) + 1))
+        else:
+            out.append(int(part))
+    return out
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="bench/load/run.sh",
+                                description="Tollgate load benchmark: direct-to-upstream vs through Tollgate.")
+    p.add_argument("--duration", type=float, default=10, help="seconds per measured point (default 10)")
+    p.add_argument("--warmup", type=float, default=4,
+                   help="seconds of unrecorded load per target and mode before measuring (default 4)")
+    p.add_argument("--conc", default="1,8,64", help="wrk concurrencies (default 1,8,64)")
+    p.add_argument("--modes", default="json,stream", help="json,stream (default both)")
+    p.add_argument("--gw-cpus", default="0", help="taskset CPU list for the gateway (default 0; '' = no pinning)")
+    p.add_argument("--load-cpus", default="1",
+                   help="taskset CPU list for the upstream, wrk and this script (default 1; '' = no pinning)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 3 s points, 2 s warm-up, fewer first-event samples (~1 min)")
+    p.add_argument("--first-event-requests", type=int, default=1000,
+                   help="sequential stream requests per target for first-event timing (default 1000, max 8 s)")
+    p.add_argument("--slow-requests", type=int, default=25, help="slowed-stream requests per target (default 25)")
+    p.add_argument("--slow-delay-ms", type=int, default=5, help="ms between events of the slowed stream (default 5)")
+    p.add_argument("--gw-port", type=int, default=5080)
+    p.add_argument("--upstream-port", type=int, default=19080)
+    p.add_argument("--stream-flush", choices=["event", "once"], default="event",
+                   help="fake upstream: flush after every SSE event (default) or write the stream at once")
+    p.add_argument("--max-noise", type=float, default=15,
+                   help="re-run a point when other processes used more than this %% of a core (default 15)")
+    p.add_argument("--retries", type=int, default=1, help="re-runs of a disturbed point (default 1)")
+    p.add_argument("--quiet-wait", type=float, default=10, help="max seconds to wait for an idle machine per point")
+    p.add_argument("--out", default="", help="results dir (default bench/results/<UTC>)")
+    p.add_argument("--gateway-dll", default=str(REPO / "artifacts/bin/Tollgate.Server/release/tollgate.dll"))
+    p.add_argument("--upstream-dll",
+                   default=str(REPO / "artifacts/bin/Tollgate.Bench.Upstream/release/Tollgate.Bench.Upstream.dll"))
+    p.add_argument("--config", default=str(HERE / "tollgate.bench.json"), help="gateway config template")
+    p.add_argument("--no-build", action="store_true", help="(run.sh) skip the Release builds")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.duration = min(a.duration, 3)
+        a.warmup = min(a.warmup, 2)
+        a.first_event_requests = min(a.first_event_requests, 300)
+        a.slow_requests = min(a.slow_requests, 10)
+        a.quiet_wait = min(a.quiet_wait, 4)
+    a.concs = [int(x) for x in a.conc.split(",") if x.strip()]
+    a.mode_list = [m.strip() for m in a.modes.split(",") if m.strip()]
+    if any(m not in ("json", "stream") for m in a.mode_list):
+        p.error("--modes takes json and/or stream")
+    if a.gw_cpus in ("none", "-"):
+        a.gw_cpus = ""
+    if a.load_cpus in ("none", "-"):
+        a.load_cpus = ""
+    ncpu = os.cpu_count() or 1
+    for name in ("gw_cpus", "load_cpus"):
+        spec = getattr(a, name)
+        if spec and any(c >= ncpu for c in cpu_list(spec)):
+            log(f"--{name.replace('_', '-')} {spec}: this machine has {ncpu} CPU(s); pinning disabled")
+            a.gw_cpus = a.load_cpus = ""
+    if a.gw_cpus and a.load_cpus and set(cpu_list(a.gw_cpus)) & set(cpu_list(a.load_cpus)):
+        log("warning: --gw-cpus and --load-cpus overlap; the gateway competes with the load generator")
+    a.stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    a.out = Path(a.out) if a.out else REPO / "bench" / "results" / a.stamp
+    a.gateway_dll, a.upstream_dll = Path(a.gateway_dll), Path(a.upstream_dll)
+    return a
+
+
+def main(argv) -> int:
+    args = parse_args(argv)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    for tool in ("wrk", "dotnet") + (("taskset",) if args.gw_cpus or args.load_cpus else ()):
+        if not shutil.which(tool):
+            raise BenchError(f"{tool} not found (bench/load/run.sh installs wrk and taskset)")
+    for dll, what in ((args.gateway_dll, "gateway"), (args.upstream_dll, "fake upstream")):
+        if not dll.exists():
+            raise BenchError(f"{what} not built: {dll} missing (run bench/load/run.sh without --no-build)")
+    for port in (args.gw_port, args.upstream_port):
+        if port_busy(port):
+            raise BenchError(f"{HOST}:{port} is already in use; stop that process or pass --gw-port/--upstream-port")
+    if args.load_cpus:
+        os.sched_setaffinity(0, set(cpu_list(args.load_cpus)))  # this script is a load generator too
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="tollgate-loadbench-"))
+    data_dir = work / "gw-data"
+    data_dir.mkdir()
+    log(f"results -> {out}")
+    res = {"meta": machine_meta(args),
+           "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                       if k not in ("mode_list", "concs")},
+           "points": [], "rows": [], "first_event": {}, "sanity": {}, "notes": []}
+    res["options"]["conc"], res["options"]["modes"] = args.concs, args.mode_list
+    t_start = time.monotonic()
+    rss_during = None
+    try:
+        bodies = {"json": work / "body-json.json", "stream": work / "body-stream.json"}
+        bodies["json"].write_bytes(make_body("gpt-4o-mini", False))
+        bodies["stream"].write_bytes(make_body("gpt-4o-mini", True))
+        slow_model = f"gpt-4o-mini-delay{args.slow_delay_ms}"
+        slow_body = make_body(slow_model, True)
+        for k, pth in bodies.items():
+            shutil.copy(pth, out / f"body-{k}.json")
+
+        # --- fake upstream
+        up = start("upstream", ["dotnet", str(args.upstream_dll), "--urls", f"http://{HOST}:{args.upstream_port}",
+                                "--stream-flush", args.stream_flush],
+                   args.load_cpus, out / "upstream.log", clean_env({"DOTNET_gcServer": "0"}))
+        log(f"started fake upstream: pid {up.pid}, cpus {args.load_cpus or 'any'}, {HOST}:{args.upstream_port}")
+        wait_http_ok(args.upstream_port, "/health", up, 30, "fake upstream")
+
+        # --- gateway
+        cfg = Path(args.config).read_text()
+        cfg = cfg.replace("127.0.0.1:19080", f"127.0.0.1:{args.upstream_port}").replace("delay5", f"delay{args.slow_delay_ms}")
+        for url_host in ("localhost", "0.0.0.0"):
+            if url_host in cfg:
+                raise BenchError(f"gateway config must point at 127.0.0.1 only (found {url_host})")
+        cfg_file = out / "tollgate.bench.json"
+        cfg_file.write_text(cfg)
+        admin_key = "tga-" + secrets.token_hex(24)
+        gw_env = clean_env({"TOLLGATE_ADMIN_KEY": admin_key, "BENCH_UPSTREAM_KEY": "sk-bench"})
+        gw = start("tollgate", ["dotnet", str(args.gateway_dll), "serve", "--config", str(cfg_file),
+                                "--urls", f"http://{HOST}:{args.gw_port}", "--data-dir", str(data_dir)],
+                   args.gw_cpus, out / "gateway.log", gw_env)
+        log(f"started Tollgate: pid {gw.pid}, cpus {args.gw_cpus or 'any'}, {HOST}:{args.gw_port} (log {out / 'gateway.log'})")
+        try:
+            wait_http_ok(args.gw_port, "/health", gw, 60, "Tollgate")
+        except BenchError:
+            tail = (out / "gateway.log").read_text(errors="replace")[-3000:]
+            raise BenchError(f"Tollgate did not become ready. gateway.log tail:\n{tail}") from None
+
+        c = Http(args.gw_port)
+        r = c.request("POST", "/admin/keys", json.dumps({"name": "bench"}).encode(),
+                      {"Authorization": f"Bearer {admin_key}"})
+        c.close()
+        try:
+            client_key = json.loads(r["body"])["key"]
+        except (ValueError, KeyError, TypeError):
+            raise BenchError(f"creating a client key failed: HTTP {r['status']} {r['body'][:300]!r}") from None
+        if r["status"] not in (200, 201) or not str(client_key).startswith("tg-"):
+            raise BenchError(f"unexpected /admin/keys answer: HTTP {r['status']} {r['body'][:300]!r}")
+        log("created a client key")
+
+        direct = Target("direct", args.upstream_port, "Bearer sk-bench")
+        tollgate = Target("tollgate", args.gw_port, f"Bearer {client_key}")
+        targets = [direct, tollgate]
+
+        # --- sanity: every target answers what the upstream sends
+        slow_ok = True
+        for t in targets:
+            c = Http(t.port)
+            try:
+                pj = check_json(c.request("POST", "/v1/chat/completions", bodies["json"].read_bytes(), t.headers()))
+                ps = check_stream(c.request("POST", "/v1/chat/completions", bodies["stream"].read_bytes(), t.headers()))
+                sl = c.request("POST", "/v1/chat/completions", slow_body, t.headers())
+                pl = check_stream(sl)
+            finally:
+                c.close()
+            res["sanity"][t.name] = {"json": pj or "ok", "stream": ps or "ok", "slow_stream": pl or "ok"}
+            log(f"sanity {t.name}: json {pj or 'ok'}; stream {ps or 'ok'}; slowed stream {pl or 'ok'}")
+            if any("HTTP" in x for x in pj + ps):
+                raise BenchError(f"{t.name} does not answer chat completions: {pj + ps}")
+            if pl and sl["status"] != 200:
+                slow_ok = False
+        meter = Meter(gw.pid, up.pid)
+        rss_start = rss_kb(tree_pids(gw.pid))
+        rss_during = RssDuring(gw.pid)
+        rss_during.thread.start()
+        ctx = {"meter": meter, "gw_pid": gw.pid, "work": work, "rss_during": rss_during}
+
+        # --- warm-up (JIT tiering, connection pools, thread pool), not recorded
+        log(f"warm-up: {args.warmup:.0f}s per target and mode (+1s at the highest concurrency)")
+        for t in targets:
+            for mode in args.mode_list:
+                run_wrk(t, bodies[mode], 8, args.warmup, args, work)
+                run_wrk(t, bodies[mode], max(args.concs), 1, args, work)
+        rss_during.take()
+
+        # --- the matrix; direct and Tollgate interleaved point by point
+        for mode in args.mode_list:
+            for conc in args.concs:
+                for t in targets:
+                    rss_during.label = f"{mode} c={conc}"
+                    res["points"].append(measure(t, mode, conc, bodies, args, ctx))
+        rss_during.label = "first-event probes"
+
+        # --- time to first SSE event, c=1
+        fe_max_s = 8 if not args.quick else 3
+        fast = {t.name: first_event_probe(t, bodies["stream"].read_bytes(), args.first_event_requests, fe_max_s)
+                for t in targets}
+        res["first_event"]["fast"] = {**fast, **_added(fast)}
+        log(f"first event, fast stream: direct p50 {fast['direct']['first_event_ms']['p50']} ms, "
+            f"Tollgate p50 {fast['tollgate']['first_event_ms']['p50']} ms")
+        if slow_ok:
+            slow = {t.name: first_event_probe(t, slow_body, args.slow_requests, 30) for t in targets}
+            res["first_event"]["slow"] = {**slow, **_added(slow)}
+            log(f"first event, slowed stream: direct p50 {slow['direct']['first_event_ms']['p50']} ms, "
+                f"Tollgate p50 {slow['tollgate']['first_event_ms']['p50']} ms "
+                f"(full stream {slow['tollgate']['full_ms']['p50']} ms)")
+        else:
+            res["first_event"]["slow"] = {"skipped": f"model {slow_model} not routed by the gateway"}
+
+        rss_during.stop()
+        time.sleep(1)
+        res["gateway_rss_mb"] = {"idle_after_start": round(rss_start / 1024, 1),
+                                 "max": round(max(rss_during.overall_kb, max(
+                                     (p.get("gw_rss_max_mb", 0) * 1024 for p in res["points"]), default=0)) / 1024, 1),
+                                 "max_at": rss_during.overall_at,
+                                 "idle_at_end": round(rss_kb(tree_pids(gw.pid)) / 1024, 1)}
+        pts_max = max((p for p in res["points"] if p["target"] == "tollgate"),
+                      key=lambda p: p.get("gw_rss_max_mb", 0), default=None)
+        if pts_max and pts_max["gw_rss_max_mb"] >= res["gateway_rss_mb"]["max"]:
+            res["gateway_rss_mb"]["max_at"] = f"{pts_max['mode']} c={pts_max['conc']}"
+        res["gateway_data_dir_mb"] = round(sum(f.stat().st_size for f in data_dir.rglob("*") if f.is_file()) / 2**20, 1)
+        res["rows"] = build_rows(res["points"])
+    finally:
+        if rss_during:
+            rss_during.stop()
+        stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+        trim_log(out / "gateway.log")
+    res["elapsed_s"] = round(time.monotonic() - t_start, 1)
+
+    table = render(res)
+    (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+    header = (f"# Tollgate load benchmark {args.stamp}\n\n"
+              f"commit `{res['meta']['git_commit'] or 'none'}`{' (src dirty)' if res['meta']['git_dirty'] else ''}, "
+              f"{res['meta']['host_cpu']}, {res['meta']['cpus']} CPUs, dotnet {res['meta']['dotnet']}, "
+              f"{res['meta']['wrk']}.\n"
+              f"Gateway on CPUs `{args.gw_cpus or 'any'}`, fake upstream + wrk + probes on `{args.load_cpus or 'any'}`. "
+              f"{args.duration:g} s per point after {args.warmup:g} s warm-up per target and mode; "
+              f"upstream stream flush: {args.stream_flush}. Latencies are wrk's full-response times; "
+              f"added = Tollgate − direct. How to read: bench/load/README.md.\n\n")
+    (out / "results.md").write_text(header + table + "\n")
+    print()
+    print(table)
+    print(f"\n(results: {out}/results.json, results.md; {res['elapsed_s']:.0f} s)")
+    return 0
+
+
+def _added(pair: dict) -> dict:
+    d, g = pair["direct"]["first_event_ms"], pair["tollgate"]["first_event_ms"]
+    return {"added_first_event_p50_ms": sub(g["p50"], d["p50"]), "added_first_event_p99_ms": sub(g["p99"], d["p99"])}
+
+
+def trim_log(p: Path, limit: int = 20 * 2**20) -> None:
+    try:
+        if p.stat().st_size <= limit:
+            return
+        with open(p, "rb") as fh:
+            head = fh.read(2 * 2**20)
+            fh.seek(-2 * 2**20, os.SEEK_END)
+            tail = fh.read()
+        p.write_bytes(head + f"\n\n[... {p.stat().st_size} bytes in total; cut by the bench ...]\n\n".encode() + tail)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BenchError as e:
+        stop_all()
+        log(f"error: {e}")
+        sys.exit(1)
+    except KeyboardInterrupt as e:
+        stop_all()
+        log(f"interrupted ({e or 'Ctrl-C'}); stopped everything started here")
+        sys.exit(130)
+    finally:
+        stop_all()

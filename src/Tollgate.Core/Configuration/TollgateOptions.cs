@@ -1,0 +1,129 @@
+namespace Tollgate.Configuration;
+
+/// <summary>
+/// The whole of <c>tollgate.json</c> after the built-in defaults, the user's file and environment
+/// variables have been layered. Immutable: a configuration change builds a new instance.
+/// </summary>
+public sealed record TollgateOptions
+{
+    /// <summary>When true (default) the built-in provider/model/route catalog is merged under the user's file.</summary>
+    public bool UseDefaults { get; init; } = true;
+
+    /// <summary>Upstream providers by name (e.g. <c>openai</c>, <c>deepseek</c>).</summary>
+    public Dictionary<string, ProviderOptions> Providers { get; init; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Deployments by id: a provider plus an upstream model and its prices.</summary>
+    public Dictionary<string, DeploymentOptions> Models { get; init; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Public model names mapped to a list of candidate deployments.</summary>
+    public Dictionary<string, RouteOptions> Routes { get; init; } = new(StringComparer.OrdinalIgnoreCase);
+
+    public RoutingOptions Routing { get; init; } = new();
+
+    public ServerOptions Server { get; init; } = new();
+
+    public StorageOptions Storage { get; init; } = new();
+}
+
+/// <summary>One upstream API endpoint and how to authenticate to it.</summary>
+public sealed record ProviderOptions
+{
+    /// <summary><c>openai</c> (any OpenAI-compatible API), <c>anthropic</c> or <c>gemini</c>.</summary>
+    public string Type { get; init; } = ProviderTypes.OpenAI;
+
+    /// <summary>Base URL including the version segment, e.g. <c>https://api.deepseek.com/v1</c>.</summary>
+    public string? BaseUrl { get; init; }
+
+    /// <summary>Name of the environment variable (or <c>.env</c> entry) holding the API key.
+    /// A provider without one is keyless (Ollama) and counts as configured when it is reachable.</summary>
+    public string? ApiKeyEnv { get; init; }
+
+    /// <summary>Per-attempt timeout up to the first byte, overriding <see cref="RoutingOptions.AttemptTimeoutMs"/>.</summary>
+    public int? TimeoutMs { get; init; }
+}
+
+public static class ProviderTypes
+{
+    public const string OpenAI = "openai";
+    public const string Anthropic = "anthropic";
+    public const string Gemini = "gemini";
+
+    /// <summary>Types a provider may declare.</summary>
+    public static readonly IReadOnlyList<string> Known = [OpenAI, Anthropic, Gemini];
+
+    /// <summary>Types this build has an adapter for. The native Anthropic and Gemini adapters are not in it yet.</summary>
+    public static readonly IReadOnlyList<string> Supported = [OpenAI];
+}
+
+/// <summary>A deployment: one upstream model at one provider, with its list prices.</summary>
+public sealed record DeploymentOptions
+{
+    public string? Provider { get; init; }
+
+    /// <summary>The model name sent upstream. May contain characters such as <c>:</c> (Ollama tags).</summary>
+    public string? UpstreamModel { get; init; }
+
+    /// <summary>USD per 1M uncached input tokens.</summary>
+    public decimal? InputPerMillion { get; init; }
+
+    /// <summary>USD per 1M output tokens.</summary>
+    public decimal? OutputPerMillion { get; init; }
+
+    /// <summary>USD per 1M cached input tokens; when absent and cached tokens occur, the cost is unknown.</summary>
+    public decimal? CachedInputPerMillion { get; init; }
+
+    /// <summary>Context window in tokens (input + output).</summary>
+    public int ContextWindow { get; init; } = 128_000;
+
+    /// <summary>The most output tokens the deployment produces; used as the expected output when a request sets no max_tokens.</summary>
+    public int MaxOutputTokens { get; init; } = 4_096;
+
+    /// <summary>Any of <c>tools</c>, <c>vision</c>, <c>json</c>, <c>embeddings</c>.</summary>
+    public List<string> Capabilities { get; init; } = [];
+}
+
+/// <summary>A public model name and the deployments that can answer it.</summary>
+public sealed record RouteOptions
+{
+    /// <summary><c>cheapest</c> (default): order by expected cost; <c>ordered</c>: keep the listed order.</summary>
+    public string Strategy { get; init; } = RouteStrategies.Cheapest;
+
+    public List<string> Candidates { get; init; } = [];
+}
+
+public static class RouteStrategies
+{
+    public const string Cheapest = "cheapest";
+    public const string Ordered = "ordered";
+    public static readonly IReadOnlyList<string> Known = [Cheapest, Ordered];
+}
+
+public sealed record RoutingOptions
+{
+    /// <summary>Time allowed for one attempt up to its first byte (whole body when not streaming). Default 30000 ms.</summary>
+    public int AttemptTimeoutMs { get; init; } = 30_000;
+
+    /// <summary>Longest silence tolerated between two events of a stream once it has started. Default 120000 ms.</summary>
+    public int StreamIdleTimeoutMs { get; init; } = 120_000;
+
+    /// <summary>Consecutive upstream failures that open a deployment's circuit. Default 3.</summary>
+    public int CircuitFailureThreshold { get; init; } = 3;
+
+    /// <summary>How long an open circuit stays open before one half-open probe is allowed. Default 30000 ms.</summary>
+    public int CircuitBreakMs { get; init; } = 30_000;
+
+    /// <summary>Longest cooldown honoured from an upstream <c>Retry-After</c>. Default 300000 ms.</summary>
+    public int MaxCooldownMs { get; init; } = 300_000;
+}
+
+public sealed record ServerOptions
+{
+    /// <summary>Largest accepted request body. Default 8 MiB.</summary>
+    public long MaxRequestBodyBytes { get; init; } = 8 * 1024 * 1024;
+}
+
+public sealed record StorageOptions
+{
+    /// <summary>Directory of the embedded SQLite database. Default <c>./data</c>.</summary>
+    public string DataDirectory { get; init; } = "data";
+}

@@ -1,0 +1,154 @@
+namespace Tollgate.Configuration;
+
+/// <summary>Checks the cross-references and ranges that binding alone cannot; every message names its key.</summary>
+public static class TollgateOptionsValidator
+{
+    public static List<string> Validate(TollgateOptions options)
+    {
+        var errors = new List<string>();
+
+        foreach (var (name, provider) in options.Providers)
+        {
+            var key = $"providers:{name}";
+            if (!ProviderTypes.Known.Contains(provider.Type, StringComparer.OrdinalIgnoreCase))
+            {
+                errors.Add($"{key}:type: unknown provider type '{provider.Type}' (expected one of: {string.Join(", ", ProviderTypes.Known)})");
+            }
+            else if (!ProviderTypes.Supported.Contains(provider.Type, StringComparer.OrdinalIgnoreCase))
+            {
+                errors.Add($"{key}:type: provider type '{provider.Type}' is recognised but its adapter is not available in this version (supported: {string.Join(", ", ProviderTypes.Supported)})");
+            }
+
+            if (string.IsNullOrWhiteSpace(provider.BaseUrl))
+            {
+                errors.Add($"{key}:baseUrl: is required");
+            }
+            else if (!Uri.TryCreate(provider.BaseUrl, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+            {
+                errors.Add($"{key}:baseUrl: '{provider.BaseUrl}' is not an absolute http(s) URL");
+            }
+
+            if (provider.TimeoutMs is <= 0)
+            {
+                errors.Add($"{key}:timeoutMs: must be positive, got {provider.TimeoutMs}");
+            }
+        }
+
+        foreach (var (id, model) in options.Models)
+        {
+            var key = $"models:{id}";
+            if (string.IsNullOrWhiteSpace(model.Provider))
+            {
+                errors.Add($"{key}:provider: is required");
+            }
+            else if (!options.Providers.ContainsKey(model.Provider))
+            {
+                errors.Add($"{key}:provider: unknown provider '{model.Provider}' (known: {string.Join(", ", options.Providers.Keys.Order(StringComparer.Ordinal))})");
+            }
+
+            if (string.IsNullOrWhiteSpace(model.UpstreamModel))
+            {
+                errors.Add($"{key}:upstreamModel: is required");
+            }
+
+            CheckPrice(errors, $"{key}:inputPerMillion", model.InputPerMillion, required: false);
+            CheckPrice(errors, $"{key}:outputPerMillion", model.OutputPerMillion, required: false);
+            CheckPrice(errors, $"{key}:cachedInputPerMillion", model.CachedInputPerMillion, required: false);
+
+            if (model.ContextWindow <= 0)
+            {
+                errors.Add($"{key}:contextWindow: must be positive, got {model.ContextWindow}");
+            }
+
+            if (model.MaxOutputTokens < 0)
+            {
+                errors.Add($"{key}:maxOutputTokens: must not be negative, got {model.MaxOutputTokens}");
+            }
+
+            foreach (var capability in model.Capabilities)
+            {
+                if (!Capabilities.TryParse(capability, out _))
+                {
+                    errors.Add($"{key}:capabilities: unknown capability '{capability}' (expected: {string.Join(", ", Capabilities.Names)})");
+                }
+            }
+        }
+
+        foreach (var (name, route) in options.Routes)
+        {
+            var key = $"routes:{name}";
+            if (!RouteStrategies.Known.Contains(route.Strategy, StringComparer.OrdinalIgnoreCase))
+            {
+                errors.Add($"{key}:strategy: unknown strategy '{route.Strategy}' (expected one of: {string.Join(", ", RouteStrategies.Known)})");
+            }
+
+            if (route.Candidates.Count == 0)
+            {
+                errors.Add($"{key}:candidates: must list at least one deployment");
+            }
+
+            var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            foreach (var candidate in route.Candidates)
+            {
+                if (!options.Models.ContainsKey(candidate))
+                {
+                    errors.Add($"{key}:candidates: deployment '{candidate}' is not defined under models");
+                }
+                else if (!seen.Add(candidate))
+                {
+                    errors.Add($"{key}:candidates: deployment '{candidate}' is listed twice");
+                }
+            }
+
+            if (options.Models.TryGetValue(name, out var target))
+            {
+                if (route.Candidates.Count != 1 || !route.Candidates[0].Equals(name, StringComparison.OrdinalIgnoreCase))
+                {
+                    errors.Add($"{key}: the name is also a deployment id under models; a public name must mean one thing (rename the route or the deployment '{target.UpstreamModel}')");
+                }
+            }
+        }
+
+        var routing = options.Routing;
+        CheckPositive(errors, "routing:attemptTimeoutMs", routing.AttemptTimeoutMs);
+        CheckPositive(errors, "routing:streamIdleTimeoutMs", routing.StreamIdleTimeoutMs);
+        CheckPositive(errors, "routing:circuitFailureThreshold", routing.CircuitFailureThreshold);
+        CheckPositive(errors, "routing:circuitBreakMs", routing.CircuitBreakMs);
+        CheckPositive(errors, "routing:maxCooldownMs", routing.MaxCooldownMs);
+
+        if (options.Server.MaxRequestBodyBytes <= 0)
+        {
+            errors.Add($"server:maxRequestBodyBytes: must be positive, got {options.Server.MaxRequestBodyBytes}");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Storage.DataDirectory))
+        {
+            errors.Add("storage:dataDirectory: must not be empty");
+        }
+
+        return errors;
+    }
+
+    private static void CheckPrice(List<string> errors, string key, decimal? price, bool required)
+    {
+        if (price is null)
+        {
+            if (required)
+            {
+                errors.Add($"{key}: is required (USD per 1M tokens; use 0 for a free model)");
+            }
+        }
+        else if (price < 0)
+        {
+            errors.Add($"{key}: must not be negative, got {price}");
+        }
+    }
+
+    private static void CheckPositive(List<string> errors, string key, int value)
+    {
+        if (value <= 0)
+        {
+            errors.Add($"{key}: must be positive, got {value}");
+        }
+    }
+}

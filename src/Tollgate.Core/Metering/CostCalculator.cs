@@ -1,0 +1,56 @@
+using Tollgate.Routing;
+
+namespace Tollgate.Metering;
+
+/// <summary>
+/// Prices usage in decimal USD. Each disjoint bucket (uncached input, cached input, output) is
+/// multiplied by its own per-1M rate and the products are added; nothing is subtracted from a cost.
+/// A bucket that occurred without a price makes the whole cost unknown (null), never zero.
+/// </summary>
+public static class CostCalculator
+{
+    private const decimal Million = 1_000_000m;
+
+    public static decimal? Cost(DeploymentPrices prices, TokenUsage usage)
+    {
+        var cached = Math.Clamp(usage.CachedTokens, 0, usage.PromptTokens);
+        var uncached = usage.PromptTokens - cached;
+        var total = 0m;
+        if (!TryAdd(ref total, uncached, prices.InputPerMillion)
+            || !TryAdd(ref total, cached, prices.CachedInputPerMillion)
+            || !TryAdd(ref total, usage.CompletionTokens, prices.OutputPerMillion))
+        {
+            return null;
+        }
+
+        return total;
+    }
+
+    /// <summary>
+    /// Expected cost of a request before it is sent, for ordering candidates: estimated input at the
+    /// input rate plus expected output at the output rate. Null when a needed price is unknown.
+    /// </summary>
+    public static decimal? Expected(DeploymentPrices prices, long inputTokens, long outputTokens)
+    {
+        var total = 0m;
+        return TryAdd(ref total, inputTokens, prices.InputPerMillion) && TryAdd(ref total, outputTokens, prices.OutputPerMillion)
+            ? total
+            : null;
+    }
+
+    private static bool TryAdd(ref decimal total, long tokens, decimal? perMillion)
+    {
+        if (tokens == 0)
+        {
+            return true;
+        }
+
+        if (perMillion is not { } rate)
+        {
+            return false;
+        }
+
+        total += tokens * rate / Million;
+        return true;
+    }
+}

@@ -1,0 +1,154 @@
+using System.Net.ServerSentEvents;
+using System.Text.Json;
+using Tollgate.Metering;
+using Tollgate.Requests;
+
+namespace Tollgate.Providers.OpenAI;
+
+/// <summary>
+/// Reads an OpenAI SSE stream event by event with <see cref="SseParser"/>, validating each chunk and
+/// noting usage. Chunks are passed on as received; only the trailing usage chunk is flagged so the
+/// relay can hide it from clients that did not ask for it.
+/// </summary>
+internal sealed class OpenAIStreamingResponse : StreamingResponse
+{
+    private static ReadOnlySpan<byte> Done => "[DONE]"u8;
+
+    private readonly HttpResponseMessage _response;
+    private readonly ParsedRequest _request;
+    private readonly AttemptCancellation _cancellation;
+    private readonly TimeSpan _idleTimeout;
+    private IAsyncEnumerator<SseItem<byte[]>>? _events;
+    private StreamChunk _first;
+    private TokenUsage? _reported;
+    private long _textBytes;
+    private bool _finished;
+    private bool _sawFinishReason;
+
+    public OpenAIStreamingResponse(HttpResponseMessage response, ParsedRequest request, AttemptCancellation cancellation, TimeSpan idleTimeout)
+    {
+        _response = response;
+        _request = request;
+        _cancellation = cancellation;
+        _idleTimeout = idleTimeout;
+    }
+
+    public override StreamChunk First => _first;
+
+    public override MeteredUsage Usage => _reported is { } usage
+        ? new MeteredUsage(usage, Estimated: false)
+        : new MeteredUsage(new TokenUsage(_request.EstimatedInputTokens, _textBytes / 4, 0, 0), Estimated: true);
+
+    /// <summary>Reads up to the first chunk. Returns a failure when the stream ends or breaks before it.</summary>
+    public async Task<UpstreamFailure?> StartAsync()
+    {
+        try
+        {
+            var body = await _response.Content.ReadAsStreamAsync(_cancellation.Token).ConfigureAwait(false);
+            _events = SseParser.Create(body, static (_, data) => data.ToArray()).EnumerateAsync(_cancellation.Token).GetAsyncEnumerator(_cancellation.Token);
+            var first = await NextAsync().ConfigureAwait(false);
+            if (first is null)
+            {
+                return new UpstreamFailure(FailureKind.InvalidResponse, (int)_response.StatusCode, "The provider's stream ended before its first event.");
+            }
+
+            _first = first.Value;
+            return null;
+        }
+        catch (UpstreamStreamException ex)
+        {
+            return ex.Failure with { Kind = ex.Failure.Kind == FailureKind.StreamBroken ? FailureKind.InvalidResponse : ex.Failure.Kind };
+        }
+    }
+
+    public override async ValueTask<StreamChunk?> ReadAsync()
+    {
+        _cancellation.Arm(_idleTimeout);
+        return await NextAsync().ConfigureAwait(false);
+    }
+
+    private async ValueTask<StreamChunk?> NextAsync()
+    {
+        if (_finished)
+        {
+            return null;
+        }
+
+        try
+        {
+            while (await _events!.MoveNextAsync().ConfigureAwait(false))
+            {
+                var data = _events.Current.Data;
+                if (data.AsSpan().SequenceEqual(Done))
+                {
+                    _finished = true;
+                    return null;
+                }
+
+                if (data.Length == 0)
+                {
+                    continue;
+                }
+
+                return Inspect(data);
+            }
+        }
+        catch (Exception ex) when (OpenAICompatibleAdapter.Classify(ex, _cancellation) is { } failure)
+        {
+            throw new UpstreamStreamException(failure.Kind == FailureKind.InvalidResponse ? failure with { Kind = FailureKind.StreamBroken, Message = "The provider's stream was cut." } : failure, ex);
+        }
+
+        _finished = true;
+        if (_sawFinishReason)
+        {
+            // Some OpenAI-compatible servers end a complete stream without [DONE]; the finish reason says it is whole.
+            return null;
+        }
+
+        throw new UpstreamStreamException(new UpstreamFailure(FailureKind.StreamBroken, null, "The provider's stream ended before it was complete."));
+    }
+
+    private StreamChunk Inspect(byte[] data)
+    {
+        UsageReader.ResponseFacts facts;
+        try
+        {
+            facts = UsageReader.Scan(data);
+        }
+        catch (JsonException ex)
+        {
+            throw new UpstreamStreamException(new UpstreamFailure(FailureKind.StreamBroken, null, "The provider sent an event that is not valid JSON."), ex);
+        }
+
+        if (!facts.IsObject || facts.HasError)
+        {
+            throw new UpstreamStreamException(new UpstreamFailure(FailureKind.StreamBroken, null, "The provider sent an error in the middle of the stream."));
+        }
+
+        _textBytes += facts.ChoiceTextBytes;
+        _sawFinishReason |= facts.HasFinishReason;
+        if (facts.Usage is { } usage)
+        {
+            _reported = usage;
+        }
+
+        return new StreamChunk(data, UsageOnly: facts.Usage is not null && facts.ChoicesEmpty);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (_events is not null)
+        {
+            try
+            {
+                await _events.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException)
+            {
+                // Disposing a broken stream may rethrow its failure; it has been reported already.
+            }
+        }
+
+        _response.Dispose();
+    }
+}

@@ -1,0 +1,407 @@
+using System.Text.Json;
+using Tollgate.Configuration;
+
+namespace Tollgate.Requests;
+
+/// <summary>
+/// Validates an OpenAI request body and extracts routing facts in a single forward pass of
+/// <see cref="Utf8JsonReader"/>: no DOM, no deserialisation of messages.
+/// </summary>
+public static class RequestParser
+{
+    // Per-message framing overhead in tokens (role, separators), as OpenAI's own counting guide uses.
+    private const int TokensPerMessage = 4;
+
+    private static readonly JsonReaderOptions ReaderOptions = new() { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 128 };
+
+    public static bool TryParse(RequestKind kind, ReadOnlyMemory<byte> body, out ParsedRequest? request, out RequestError? error)
+    {
+        request = null;
+        try
+        {
+            return kind == RequestKind.ChatCompletion
+                ? TryParseChat(body, out request, out error)
+                : TryParseEmbedding(body, out request, out error);
+        }
+        catch (JsonException ex)
+        {
+            error = new RequestError(
+                $"We could not parse the JSON body of your request: {ex.Message} (The OpenAI API expects a JSON payload.)",
+                null,
+                "invalid_json");
+            return false;
+        }
+    }
+
+    private static bool TryParseChat(ReadOnlyMemory<byte> body, out ParsedRequest? request, out RequestError? error)
+    {
+        request = null;
+        var reader = new Utf8JsonReader(body.Span, ReaderOptions);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            error = new RequestError("The request body must be a JSON object.", null, "invalid_request_body");
+            return false;
+        }
+
+        string? model = null;
+        Range modelToken = default;
+        var stream = false;
+        Range? streamOptions = null;
+        var wantsUsage = false;
+        int? maxTokens = null;
+        int? maxCompletionTokens = null;
+        var needs = Capability.None;
+        var inputBytes = 0;
+        var messageCount = -1;
+        var choices = 1;
+
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("model"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.String)
+                {
+                    return Fail(out error, "'model' must be a string naming a model.", "model", "invalid_type");
+                }
+
+                model = reader.GetString();
+                modelToken = new Range((int)reader.TokenStartIndex, (int)reader.BytesConsumed);
+            }
+            else if (reader.ValueTextEquals("stream"u8))
+            {
+                reader.Read();
+                if (reader.TokenType is not (JsonTokenType.True or JsonTokenType.False or JsonTokenType.Null))
+                {
+                    return Fail(out error, "'stream' must be a boolean.", "stream", "invalid_type");
+                }
+
+                stream = reader.TokenType == JsonTokenType.True;
+            }
+            else if (reader.ValueTextEquals("stream_options"u8))
+            {
+                reader.Read();
+                var start = (int)reader.TokenStartIndex;
+                if (reader.TokenType == JsonTokenType.StartObject)
+                {
+                    wantsUsage = ReadIncludeUsage(ref reader);
+                }
+                else if (reader.TokenType != JsonTokenType.Null)
+                {
+                    return Fail(out error, "'stream_options' must be an object.", "stream_options", "invalid_type");
+                }
+
+                streamOptions = new Range(start, (int)reader.BytesConsumed);
+            }
+            else if (reader.ValueTextEquals("messages"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.StartArray)
+                {
+                    return Fail(out error, "'messages' must be an array of messages.", "messages", "invalid_type");
+                }
+
+                messageCount = ReadMessages(ref reader, ref inputBytes, ref needs, out var badMessage);
+                if (badMessage is not null)
+                {
+                    return Fail(out error, badMessage, "messages", "invalid_value");
+                }
+            }
+            else if (reader.ValueTextEquals("tools"u8) || reader.ValueTextEquals("functions"u8))
+            {
+                reader.Read();
+                var start = reader.BytesConsumed;
+                var peek = reader;
+                var nonEmptyArray = reader.TokenType == JsonTokenType.StartArray && peek.Read() && peek.TokenType != JsonTokenType.EndArray;
+                reader.Skip();
+                if (nonEmptyArray)
+                {
+                    // Tool definitions are part of the prompt the provider bills.
+                    needs |= Capability.Tools;
+                    inputBytes += (int)(reader.BytesConsumed - start);
+                }
+            }
+            else if (reader.ValueTextEquals("response_format"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.StartObject)
+                {
+                    reader.Skip();
+                }
+                else if (ReadResponseFormatNeedsJson(ref reader))
+                {
+                    needs |= Capability.Json;
+                }
+            }
+            else if (reader.ValueTextEquals("max_tokens"u8))
+            {
+                reader.Read();
+                if (!TryReadOptionalCount(ref reader, out maxTokens))
+                {
+                    return Fail(out error, "'max_tokens' must be a positive integer.", "max_tokens", "invalid_value");
+                }
+            }
+            else if (reader.ValueTextEquals("max_completion_tokens"u8))
+            {
+                reader.Read();
+                if (!TryReadOptionalCount(ref reader, out maxCompletionTokens))
+                {
+                    return Fail(out error, "'max_completion_tokens' must be a positive integer.", "max_completion_tokens", "invalid_value");
+                }
+            }
+            else if (reader.ValueTextEquals("n"u8))
+            {
+                reader.Read();
+                if (!TryReadOptionalCount(ref reader, out var n))
+                {
+                    return Fail(out error, "'n' must be a positive integer.", "n", "invalid_value");
+                }
+
+                choices = n ?? 1;
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+
+        var objectEnd = (int)reader.TokenStartIndex;
+        if (reader.Read())
+        {
+            return Fail(out error, "Unexpected data after the JSON object.", null, "invalid_json");
+        }
+
+        if (model is null)
+        {
+            return Fail(out error, "You must provide a model parameter.", "model", "missing_required_parameter");
+        }
+
+        if (model.Length == 0)
+        {
+            return Fail(out error, "'model' must not be empty.", "model", "invalid_value");
+        }
+
+        if (messageCount < 0)
+        {
+            return Fail(out error, "Missing required parameter: 'messages'.", "messages", "missing_required_parameter");
+        }
+
+        if (messageCount == 0)
+        {
+            return Fail(out error, "'messages' must contain at least one message.", "messages", "empty_array");
+        }
+
+        error = null;
+        request = new ParsedRequest
+        {
+            Kind = RequestKind.ChatCompletion,
+            Body = body,
+            Model = model,
+            ModelToken = modelToken,
+            ObjectEnd = objectEnd,
+            Stream = stream,
+            StreamOptionsValue = streamOptions,
+            ClientWantsUsage = stream && wantsUsage,
+            MaxTokens = maxCompletionTokens ?? maxTokens,
+            Needs = needs,
+            EstimatedInputTokens = (inputBytes / 4) + (messageCount * TokensPerMessage),
+            Choices = choices,
+        };
+        return true;
+    }
+
+    private static bool TryParseEmbedding(ReadOnlyMemory<byte> body, out ParsedRequest? request, out RequestError? error)
+    {
+        request = null;
+        var reader = new Utf8JsonReader(body.Span, ReaderOptions);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            error = new RequestError("The request body must be a JSON object.", null, "invalid_request_body");
+            return false;
+        }
+
+        string? model = null;
+        Range modelToken = default;
+        var inputBytes = -1;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("model"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.String)
+                {
+                    return Fail(out error, "'model' must be a string naming a model.", "model", "invalid_type");
+                }
+
+                model = reader.GetString();
+                modelToken = new Range((int)reader.TokenStartIndex, (int)reader.BytesConsumed);
+            }
+            else if (reader.ValueTextEquals("input"u8))
+            {
+                reader.Read();
+                var start = reader.TokenStartIndex;
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.String:
+                        inputBytes = reader.ValueSpan.Length;
+                        break;
+                    case JsonTokenType.StartArray:
+                        reader.Skip();
+                        inputBytes = (int)(reader.BytesConsumed - start - 2);
+                        break;
+                    default:
+                        return Fail(out error, "'input' must be a string or an array.", "input", "invalid_type");
+                }
+
+                if (inputBytes <= 0)
+                {
+                    return Fail(out error, "'input' must not be empty.", "input", "invalid_value");
+                }
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+
+        var objectEnd = (int)reader.TokenStartIndex;
+        if (reader.Read())
+        {
+            return Fail(out error, "Unexpected data after the JSON object.", null, "invalid_json");
+        }
+
+        if (string.IsNullOrEmpty(model))
+        {
+            return Fail(out error, "You must provide a model parameter.", "model", "missing_required_parameter");
+        }
+
+        if (inputBytes < 0)
+        {
+            return Fail(out error, "Missing required parameter: 'input'.", "input", "missing_required_parameter");
+        }
+
+        error = null;
+        request = new ParsedRequest
+        {
+            Kind = RequestKind.Embedding,
+            Body = body,
+            Model = model,
+            ModelToken = modelToken,
+            ObjectEnd = objectEnd,
+            Needs = Capability.Embeddings,
+            EstimatedInputTokens = inputBytes / 4,
+            MaxTokens = 0,
+        };
+        return true;
+    }
+
+    /// <summary>Counts messages and the bytes of their text; notes images. Returns -1 with a message on a malformed entry.</summary>
+    private static int ReadMessages(ref Utf8JsonReader reader, ref int inputBytes, ref Capability needs, out string? badMessage)
+    {
+        badMessage = null;
+        var count = 0;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                badMessage = $"messages[{count}] must be an object with a 'role'.";
+                reader.Skip();
+                return -1;
+            }
+
+            var depth = reader.CurrentDepth;
+            var hasRole = false;
+            while (reader.Read() && !(reader.TokenType == JsonTokenType.EndObject && reader.CurrentDepth == depth))
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.PropertyName when reader.CurrentDepth == depth + 1 && reader.ValueTextEquals("role"u8):
+                        reader.Read();
+                        hasRole = reader.TokenType == JsonTokenType.String;
+                        break;
+                    case JsonTokenType.PropertyName when reader.ValueTextEquals("image_url"u8):
+                        needs |= Capability.Vision;
+                        break;
+                    case JsonTokenType.String:
+                        inputBytes += reader.ValueSpan.Length;
+                        break;
+                }
+            }
+
+            if (!hasRole)
+            {
+                badMessage = $"messages[{count}] must have a string 'role'.";
+                return -1;
+            }
+
+            count++;
+        }
+
+        return count;
+    }
+
+    private static bool ReadIncludeUsage(ref Utf8JsonReader reader)
+    {
+        var include = false;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var isIncludeUsage = reader.ValueTextEquals("include_usage"u8);
+            reader.Read();
+            if (isIncludeUsage)
+            {
+                include = reader.TokenType == JsonTokenType.True;
+            }
+            else
+            {
+                reader.Skip();
+            }
+        }
+
+        return include;
+    }
+
+    private static bool ReadResponseFormatNeedsJson(ref Utf8JsonReader reader)
+    {
+        var needsJson = false;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var isType = reader.ValueTextEquals("type"u8);
+            reader.Read();
+            if (isType && reader.TokenType == JsonTokenType.String)
+            {
+                needsJson = !reader.ValueTextEquals("text"u8);
+            }
+            else
+            {
+                reader.Skip();
+            }
+        }
+
+        return needsJson;
+    }
+
+    private static bool TryReadOptionalCount(ref Utf8JsonReader reader, out int? value)
+    {
+        value = null;
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            return true;
+        }
+
+        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var n) && n > 0)
+        {
+            value = n;
+            return true;
+        }
+
+        return false;
+    }
+
+    private static bool Fail(out RequestError? error, string message, string? param, string code)
+    {
+        error = new RequestError(message, param, code);
+        return false;
+    }
+}

@@ -1,0 +1,182 @@
+using System.Collections.Frozen;
+using System.Text;
+using System.Text.Json;
+using Tollgate.Configuration;
+using Tollgate.Health;
+using Tollgate.Providers;
+
+namespace Tollgate.Routing;
+
+/// <summary>
+/// The runtime view of the configuration: providers with their HTTP clients and keys, deployments
+/// with their live health, and routes resolved to deployment objects. Built once at start-up;
+/// lookups on the request path are <see cref="FrozenDictionary{TKey, TValue}"/> reads.
+/// </summary>
+public sealed class Catalog : IDisposable
+{
+    private Catalog(
+        FrozenDictionary<string, Provider> providers,
+        FrozenDictionary<string, Deployment> deployments,
+        FrozenDictionary<string, Route> routes,
+        FrozenDictionary<string, Route> publicRoutes)
+    {
+        Providers = providers;
+        Deployments = deployments;
+        Routes = routes;
+        PublicRoutes = publicRoutes;
+    }
+
+    public FrozenDictionary<string, Provider> Providers { get; }
+
+    public FrozenDictionary<string, Deployment> Deployments { get; }
+
+    /// <summary>Every requestable name: configured routes plus one single-candidate route per deployment id.</summary>
+    public FrozenDictionary<string, Route> Routes { get; }
+
+    /// <summary>The routes configured under <c>routes</c> (what <c>/v1/models</c> lists first).</summary>
+    public FrozenDictionary<string, Route> PublicRoutes { get; }
+
+    public static Catalog Build(TollgateOptions options, SecretSource secrets, TimeProvider time)
+    {
+        var routing = options.Routing;
+        var policy = new HealthPolicy(
+            routing.CircuitFailureThreshold,
+            TimeSpan.FromMilliseconds(routing.CircuitBreakMs),
+            HealthPolicy.Default.DefaultCooldown,
+            TimeSpan.FromMilliseconds(routing.MaxCooldownMs));
+
+        var providers = new Dictionary<string, Provider>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, p) in options.Providers)
+        {
+            var timeout = TimeSpan.FromMilliseconds(p.TimeoutMs ?? routing.AttemptTimeoutMs);
+            providers[name] = new Provider(
+                name,
+                p.Type.ToLowerInvariant(),
+                new Uri(p.BaseUrl!.TrimEnd('/') + "/"),
+                secrets.Get(p.ApiKeyEnv),
+                p.ApiKeyEnv,
+                timeout,
+                ProviderHttpClientFactory.Create(timeout));
+        }
+
+        var deployments = new Dictionary<string, Deployment>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (id, m) in options.Models)
+        {
+            deployments[id] = new Deployment(
+                id,
+                providers[m.Provider!],
+                m.UpstreamModel!,
+                new DeploymentPrices(m.InputPerMillion, m.CachedInputPerMillion, m.OutputPerMillion),
+                m.ContextWindow,
+                m.MaxOutputTokens,
+                Capabilities.Parse(m.Capabilities),
+                new DeploymentHealth(time, policy));
+        }
+
+        var publicRoutes = new Dictionary<string, Route>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, r) in options.Routes)
+        {
+            var strategy = r.Strategy.Equals(RouteStrategies.Ordered, StringComparison.OrdinalIgnoreCase)
+                ? RouteStrategy.Ordered
+                : RouteStrategy.Cheapest;
+            publicRoutes[name] = new Route(name, strategy, [.. r.Candidates.Select(c => deployments[c])]);
+        }
+
+        var routes = new Dictionary<string, Route>(publicRoutes, StringComparer.OrdinalIgnoreCase);
+        foreach (var deployment in deployments.Values)
+        {
+            routes.TryAdd(deployment.Id, new Route(deployment.Id, RouteStrategy.Ordered, [deployment]));
+        }
+
+        return new Catalog(
+            providers.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
+            deployments.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
+            routes.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
+            publicRoutes.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
+    }
+
+    public void Dispose()
+    {
+        foreach (var provider in Providers.Values)
+        {
+            provider.Http.Dispose();
+        }
+    }
+}
+
+/// <summary>One upstream API endpoint with its long-lived HTTP client.</summary>
+public sealed class Provider(string name, string type, Uri baseUri, string? apiKey, string? apiKeyEnv, TimeSpan attemptTimeout, HttpMessageInvoker http)
+{
+    private volatile bool _reachable;
+
+    public string Name { get; } = name;
+
+    public string Type { get; } = type;
+
+    /// <summary>Base URL with a trailing slash, so relative paths such as <c>chat/completions</c> resolve under it.</summary>
+    public Uri BaseUri { get; } = baseUri;
+
+    /// <summary>The provider's API key. Never logged, never returned, sent only to <see cref="BaseUri"/>.</summary>
+    internal string? ApiKey { get; } = apiKey;
+
+    public string? ApiKeyEnv { get; } = apiKeyEnv;
+
+    /// <summary>A provider with no <c>apiKeyEnv</c> (Ollama) needs no key and counts as configured when reachable.</summary>
+    public bool IsKeyless => ApiKeyEnv is null;
+
+    public TimeSpan AttemptTimeout { get; } = attemptTimeout;
+
+    public HttpMessageInvoker Http { get; } = http;
+
+    /// <summary>Set by the reachability probe for keyless providers.</summary>
+    public bool Reachable
+    {
+        get => _reachable;
+        set => _reachable = value;
+    }
+
+    public bool IsConfigured => IsKeyless ? _reachable : ApiKey is not null;
+}
+
+/// <summary>Prices in USD per 1M tokens; null means unknown.</summary>
+public sealed record DeploymentPrices(decimal? InputPerMillion, decimal? CachedInputPerMillion, decimal? OutputPerMillion);
+
+/// <summary>A provider plus an upstream model: the unit the router chooses and the breaker protects.</summary>
+public sealed class Deployment(
+    string id,
+    Provider provider,
+    string upstreamModel,
+    DeploymentPrices prices,
+    int contextWindow,
+    int maxOutputTokens,
+    Capability capabilities,
+    DeploymentHealth health)
+{
+    public string Id { get; } = id;
+
+    public Provider Provider { get; } = provider;
+
+    public string UpstreamModel { get; } = upstreamModel;
+
+    /// <summary>The upstream model as a JSON string literal (quotes included), spliced into request bodies without re-serialising them.</summary>
+    public byte[] UpstreamModelJson { get; } = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(upstreamModel, TollgateJsonContext.Default.String));
+
+    public DeploymentPrices Prices { get; } = prices;
+
+    public int ContextWindow { get; } = contextWindow;
+
+    public int MaxOutputTokens { get; } = maxOutputTokens;
+
+    public Capability Capabilities { get; } = capabilities;
+
+    public DeploymentHealth Health { get; } = health;
+}
+
+public enum RouteStrategy
+{
+    Cheapest,
+    Ordered,
+}
+
+/// <summary>A requestable model name and its candidate deployments, in configured order.</summary>
+public sealed record Route(string Name, RouteStrategy Strategy, Deployment[] Candidates);

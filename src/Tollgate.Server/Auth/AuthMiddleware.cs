@@ -1,0 +1,67 @@
+using Microsoft.AspNetCore.Http;
+using Tollgate.Keys;
+using Tollgate.Server.Errors;
+
+namespace Tollgate.Server.Auth;
+
+/// <summary>The authenticated client key of a <c>/v1</c> request.</summary>
+internal sealed record ClientKeyFeature(ApiKeyRecord Key);
+
+/// <summary>
+/// Authenticates before routing: <c>/v1/*</c> needs an active client key (OpenAI error on failure),
+/// <c>/admin/*</c> and <c>/providers</c> need the admin key (ProblemDetails on failure). A request that
+/// fails here never reaches a handler, let alone a provider.
+/// </summary>
+internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, AdminKey adminKey)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var path = context.Request.Path;
+        if (path.StartsWithSegments("/v1"))
+        {
+            var token = BearerToken.From(context.Request);
+            if (token is null)
+            {
+                await OpenAIError.WriteAsync(
+                    context,
+                    StatusCodes.Status401Unauthorized,
+                    "You didn't provide an API key. Send your Tollgate key in an Authorization header: 'Authorization: Bearer tg-...'.",
+                    OpenAIError.Authentication,
+                    null,
+                    "missing_api_key").ConfigureAwait(false);
+                return;
+            }
+
+            var key = await keys.FindActiveAsync(token, context.RequestAborted).ConfigureAwait(false);
+            if (key is null)
+            {
+                await OpenAIError.WriteAsync(
+                    context,
+                    StatusCodes.Status401Unauthorized,
+                    $"Incorrect API key provided: {Redact(token)}. Keys are created with 'tollgate keys create' or POST /admin/keys.",
+                    OpenAIError.Authentication,
+                    null,
+                    "invalid_api_key").ConfigureAwait(false);
+                return;
+            }
+
+            context.Features.Set(new ClientKeyFeature(key));
+        }
+        else if (path.StartsWithSegments("/admin") || path.StartsWithSegments("/providers"))
+        {
+            if (!adminKey.Matches(BearerToken.From(context.Request)))
+            {
+                await Results.Problem(
+                    statusCode: StatusCodes.Status401Unauthorized,
+                    title: "Admin key required",
+                    detail: "Send the admin key as 'Authorization: Bearer ...' (it was printed at first start, or set with TOLLGATE_ADMIN_KEY).").ExecuteAsync(context).ConfigureAwait(false);
+                return;
+            }
+        }
+
+        await next(context).ConfigureAwait(false);
+    }
+
+    /// <summary>Shows only the shape of a wrong key, as OpenAI does, so it never echoes a secret whole.</summary>
+    private static string Redact(string token) => token.Length <= 8 ? "***" : $"{token[..3]}***{token[^4..]}";
+}

@@ -1,0 +1,41 @@
+using System.Collections.Concurrent;
+using Tollgate.Keys;
+
+namespace Tollgate.Server.Auth;
+
+/// <summary>
+/// Resolves a presented client key to its record without touching the database on the hot path.
+/// Both hits and misses are cached by hash; the cache is cleared whenever the key table may have
+/// changed (an admin call here, or any commit by another process, seen through <see cref="KeyChangeWatcher"/>).
+/// </summary>
+internal sealed class ClientKeyCache(IKeyStore store)
+{
+    // Bounds memory under a flood of random keys: the negative entries are simply forgotten.
+    private const int MaxEntries = 50_000;
+
+    private readonly ConcurrentDictionary<string, ApiKeyRecord?> _byHash = new(StringComparer.Ordinal);
+
+    public async ValueTask<ApiKeyRecord?> FindActiveAsync(string presentedKey, CancellationToken cancellationToken)
+    {
+        if (!presentedKey.StartsWith(ApiKeys.ClientPrefix, StringComparison.Ordinal) || presentedKey.Length > 200)
+        {
+            return null;
+        }
+
+        var hash = ApiKeys.Hash(presentedKey);
+        if (!_byHash.TryGetValue(hash, out var record))
+        {
+            record = await store.FindByHashAsync(hash, cancellationToken).ConfigureAwait(false);
+            if (_byHash.Count >= MaxEntries)
+            {
+                _byHash.Clear();
+            }
+
+            _byHash[hash] = record;
+        }
+
+        return record is { IsActive: true } ? record : null;
+    }
+
+    public void Invalidate() => _byHash.Clear();
+}

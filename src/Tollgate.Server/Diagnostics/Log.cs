@@ -1,0 +1,34 @@
+using Microsoft.Extensions.Logging;
+
+namespace Tollgate.Server.Diagnostics;
+
+/// <summary>
+/// Every log line the gateway writes. Messages carry ids, names and codes only: never API keys,
+/// prompts or completions.
+/// </summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1000, Level = LogLevel.Warning, Message = "Request {RequestId}: attempt {Attempt} on {Deployment} failed ({Code}); {Next}")]
+    public static partial void AttemptFailed(ILogger logger, string requestId, int attempt, string deployment, string code, string next);
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "Request {RequestId}: stream from {Deployment} broke after it started ({Code})")]
+    public static partial void StreamBroken(ILogger logger, string requestId, string deployment, string code);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Request {RequestId}: no candidate of route {Route} can serve it")]
+    public static partial void NoCandidate(ILogger logger, string requestId, string route);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Error, Message = "Request {RequestId}: unhandled error")]
+    public static partial void Unhandled(ILogger logger, Exception exception, string requestId);
+
+    [LoggerMessage(EventId = 2000, Level = LogLevel.Information, Message = "Provider {Provider} reachability changed: {Reachable}")]
+    public static partial void ReachabilityChanged(ILogger logger, string provider, bool reachable);
+
+    [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "Admin: created key {KeyId} ({Prefix}…)")]
+    public static partial void KeyCreated(ILogger logger, string keyId, string prefix);
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Admin: revoked key {KeyId}")]
+    public static partial void KeyRevoked(ILogger logger, string keyId);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "Admin: health state reset for {Count} deployments")]
+    public static partial void HealthReset(ILogger logger, int count);
+}

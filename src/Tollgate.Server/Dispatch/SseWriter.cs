@@ -1,0 +1,46 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Text.Json;
+using Tollgate.Server.Errors;
+
+namespace Tollgate.Server.Dispatch;
+
+/// <summary>Writes Server-Sent Events straight into the response pipe, one flush per event.</summary>
+internal static class SseWriter
+{
+    private static ReadOnlySpan<byte> DataPrefix => "data: "u8;
+
+    private static ReadOnlySpan<byte> EventEnd => "\n\n"u8;
+
+    private static ReadOnlySpan<byte> DoneEvent => "data: [DONE]\n\n"u8;
+
+    public static ValueTask<FlushResult> WriteDataAsync(PipeWriter writer, ReadOnlySpan<byte> data, CancellationToken cancellationToken)
+    {
+        var length = DataPrefix.Length + data.Length + EventEnd.Length;
+        var span = writer.GetSpan(length);
+        DataPrefix.CopyTo(span);
+        data.CopyTo(span[DataPrefix.Length..]);
+        EventEnd.CopyTo(span[(DataPrefix.Length + data.Length)..]);
+        writer.Advance(length);
+        return writer.FlushAsync(cancellationToken);
+    }
+
+    public static ValueTask<FlushResult> WriteDoneAsync(PipeWriter writer, CancellationToken cancellationToken)
+    {
+        writer.Write(DoneEvent);
+        return writer.FlushAsync(cancellationToken);
+    }
+
+    /// <summary>The event that tells a client its stream is truncated: an OpenAI error object, and no finish_reason, no [DONE].</summary>
+    public static ValueTask<FlushResult> WriteErrorAsync(PipeWriter writer, string message, string code, CancellationToken cancellationToken)
+    {
+        writer.Write(DataPrefix);
+        using (var json = new Utf8JsonWriter(writer, OpenAIError.WriterOptions))
+        {
+            OpenAIError.Write(json, message, OpenAIError.Upstream, null, code);
+        }
+
+        writer.Write(EventEnd);
+        return writer.FlushAsync(cancellationToken);
+    }
+}

@@ -1,0 +1,43 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Tollgate.Server.Diagnostics;
+using Tollgate.Server.Dispatch;
+using Tollgate.Server.Errors;
+
+namespace Tollgate.Server.Hosting;
+
+/// <summary>
+/// The boundary where exceptions become responses. Malformed HTTP (a body past Kestrel's limit, a
+/// broken chunked encoding) becomes a 4xx OpenAI error; anything else is our bug, logged without
+/// request content and answered with a generic 500.
+/// </summary>
+internal sealed class ExceptionMiddleware(RequestDelegate next, ILogger<ExceptionMiddleware> logger, Configuration.TollgateOptions options)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException ex) when (!context.Response.HasStarted)
+        {
+            if (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                await GatewayDispatcher.WriteTooLargeAsync(context, options.Server.MaxRequestBodyBytes).ConfigureAwait(false);
+                return;
+            }
+
+            await OpenAIError.WriteAsync(context, ex.StatusCode, "The HTTP request was malformed.", OpenAIError.InvalidRequest, null, "bad_request").ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; there is nobody to answer.
+        }
+        catch (Exception ex) when (!context.Response.HasStarted)
+        {
+            Log.Unhandled(logger, ex, context.TraceIdentifier);
+            await OpenAIError.WriteAsync(context, StatusCodes.Status500InternalServerError,
+                $"The gateway failed to process the request (request id {context.TraceIdentifier}).", OpenAIError.Api, null, "internal_error").ConfigureAwait(false);
+        }
+    }
+}

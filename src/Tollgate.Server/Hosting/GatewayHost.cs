@@ -1,0 +1,67 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Tollgate.Keys;
+using Tollgate.Providers;
+using Tollgate.Providers.OpenAI;
+using Tollgate.Routing;
+using Tollgate.Server.Auth;
+using Tollgate.Server.Dispatch;
+using Tollgate.Server.Endpoints.Admin;
+using Tollgate.Server.Endpoints.OpenAI;
+using Tollgate.Server.Json;
+using Tollgate.Storage.Sqlite;
+
+namespace Tollgate.Server.Hosting;
+
+/// <summary>Composes the gateway: services, middleware order and endpoints.</summary>
+public static class GatewayHost
+{
+    /// <summary>Builds the web application; the database must already be migrated and the admin key resolved (see <see cref="GatewayStartup"/>).</summary>
+    public static WebApplication Build(GatewaySettings settings, string adminKeyHash)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.WebHost.UseUrls([.. settings.Urls]);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = settings.Options.Server.MaxRequestBodyBytes;
+        });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        builder.Logging.SetMinimumLevel(settings.MinimumLogLevel);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+
+        var services = builder.Services;
+        services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ServerJsonContext.Default));
+        services.AddProblemDetails();
+        services.AddSingleton(settings.Time);
+        services.AddSingleton(settings.Options);
+        services.AddSingleton(sp => Catalog.Build(settings.Options, settings.Secrets, settings.Time));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, OpenAICompatibleAdapter>());
+        services.AddSingleton<GatewayDispatcher>();
+        services.AddSingleton(new SqliteDatabase(settings.DataDirectory));
+        services.AddSingleton<IKeyStore, SqliteKeyStore>();
+        services.AddSingleton<ClientKeyCache>();
+        services.AddSingleton(new AdminKey(adminKeyHash));
+        services.AddSingleton<ModelCatalogClock>();
+        services.AddHostedService<KeyChangeWatcher>();
+        services.AddHostedService<ReachabilityProbe>();
+
+        var app = builder.Build();
+        app.UseMiddleware<RequestIdMiddleware>();
+        app.UseMiddleware<ExceptionMiddleware>();
+        app.UseMiddleware<AuthMiddleware>();
+
+        app.MapOpenAI();
+        app.MapHealth();
+        var admin = app.MapGroup("/admin");
+        admin.MapKeys();
+        admin.MapHealthAdmin();
+        app.MapGet("/", () => TypedResults.Text("Tollgate LLM gateway. OpenAI-compatible API under /v1; health at /health.\n"));
+        return app;
+    }
+}

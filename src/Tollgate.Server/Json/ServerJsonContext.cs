@@ -1,0 +1,21 @@
+using System.Text.Json.Serialization;
+using Tollgate.Server.Endpoints.Admin;
+using Tollgate.Server.Endpoints.OpenAI;
+
+namespace Tollgate.Server.Json;
+
+/// <summary>Source-generated serialisation for every type the server writes or reads as JSON. Admin APIs use camelCase.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(ModelList))]
+[JsonSerializable(typeof(ModelEntry))]
+[JsonSerializable(typeof(CreateKeyRequest))]
+[JsonSerializable(typeof(CreatedKeyResponse))]
+[JsonSerializable(typeof(KeyListResponse))]
+[JsonSerializable(typeof(KeyEntry))]
+[JsonSerializable(typeof(ProvidersResponse))]
+[JsonSerializable(typeof(ProviderStatus))]
+[JsonSerializable(typeof(DeploymentStatus))]
+[JsonSerializable(typeof(HealthResponse))]
+[JsonSerializable(typeof(HealthResetResponse))]
+[JsonSerializable(typeof(Microsoft.AspNetCore.Mvc.ProblemDetails))]
+internal sealed partial class ServerJsonContext : JsonSerializerContext;

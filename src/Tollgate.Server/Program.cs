@@ -1,0 +1,3 @@
+using Tollgate.Server.Cli;
+
+return await TollgateCommandLine.InvokeAsync(args).ConfigureAwait(false);
