@@ -756,7 +756,8 @@ def parse_args(argv):
     p.add_argument("--max-noise", type=float, default=15,
                    help="re-run a point when other processes used more than this %% of a core (default 15)")
     p.add_argument("--retries", type=int, default=1, help="re-runs of a disturbed point (default 1)")
-    p.add_argument("--quiet-wait", type=float, default=10, help="max seconds to wait for an idle machine per point")
+    p.add_argument("--quiet-wait", type=float, default=5,
+                   help="max seconds to wait, before each point, for other processes to go quiet (default 5)")
     p.add_argument("--out", default="", help="results dir (default bench/results/<UTC>)")
     p.add_argument("--gateway-dll", default=str(REPO / "artifacts/bin/Tollgate.Server/release/tollgate.dll"))
     p.add_argument("--upstream-dll",

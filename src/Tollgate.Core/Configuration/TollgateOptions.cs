@@ -72,6 +72,15 @@ public sealed record DeploymentOptions
     /// <summary>USD per 1M cached input tokens; when absent and cached tokens occur, the cost is unknown.</summary>
     public decimal? CachedInputPerMillion { get; init; }
 
+    /// <summary>USD per 1M input tokens written to a 5-minute prompt cache (Anthropic: 1.25 × input).</summary>
+    public decimal? CacheWrite5mPerMillion { get; init; }
+
+    /// <summary>USD per 1M input tokens written to a 1-hour prompt cache (Anthropic: 2 × input).</summary>
+    public decimal? CacheWrite1hPerMillion { get; init; }
+
+    /// <summary>USD per 1M reasoning output tokens, when different from <see cref="OutputPerMillion"/>.</summary>
+    public decimal? ReasoningOutputPerMillion { get; init; }
+
     /// <summary>Context window in tokens (input + output).</summary>
     public int ContextWindow { get; init; } = 128_000;
 

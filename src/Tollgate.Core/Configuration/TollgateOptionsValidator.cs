@@ -54,6 +54,9 @@ public static class TollgateOptionsValidator
             CheckPrice(errors, $"{key}:inputPerMillion", model.InputPerMillion, required: false);
             CheckPrice(errors, $"{key}:outputPerMillion", model.OutputPerMillion, required: false);
             CheckPrice(errors, $"{key}:cachedInputPerMillion", model.CachedInputPerMillion, required: false);
+            CheckPrice(errors, $"{key}:cacheWrite5mPerMillion", model.CacheWrite5mPerMillion, required: false);
+            CheckPrice(errors, $"{key}:cacheWrite1hPerMillion", model.CacheWrite1hPerMillion, required: false);
+            CheckPrice(errors, $"{key}:reasoningOutputPerMillion", model.ReasoningOutputPerMillion, required: false);
 
             if (model.ContextWindow <= 0)
             {

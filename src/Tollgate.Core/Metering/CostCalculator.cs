@@ -3,27 +3,25 @@ using Tollgate.Routing;
 namespace Tollgate.Metering;
 
 /// <summary>
-/// Prices usage in decimal USD. Each disjoint bucket (uncached input, cached input, output) is
-/// multiplied by its own per-1M rate and the products are added; nothing is subtracted from a cost.
-/// A bucket that occurred without a price makes the whole cost unknown (null), never zero.
+/// Prices usage in decimal USD. Each disjoint bucket is multiplied by its own per-1M rate and the
+/// products are added; nothing is subtracted. A bucket that occurred without a price makes the
+/// whole cost unknown (null), never zero.
 /// </summary>
 public static class CostCalculator
 {
     private const decimal Million = 1_000_000m;
 
-    public static decimal? Cost(DeploymentPrices prices, TokenUsage usage)
+    public static decimal? Cost(DeploymentPrices prices, UsageBuckets usage)
     {
-        var cached = Math.Clamp(usage.CachedTokens, 0, usage.PromptTokens);
-        var uncached = usage.PromptTokens - cached;
         var total = 0m;
-        if (!TryAdd(ref total, uncached, prices.InputPerMillion)
-            || !TryAdd(ref total, cached, prices.CachedInputPerMillion)
-            || !TryAdd(ref total, usage.CompletionTokens, prices.OutputPerMillion))
-        {
-            return null;
-        }
-
-        return total;
+        return TryAdd(ref total, usage.InputUncached, prices.InputPerMillion)
+            && TryAdd(ref total, usage.InputCached, prices.CachedInputPerMillion)
+            && TryAdd(ref total, usage.CacheWrite5m, prices.CacheWrite5mPerMillion)
+            && TryAdd(ref total, usage.CacheWrite1h, prices.CacheWrite1hPerMillion)
+            && TryAdd(ref total, usage.OutputText, prices.OutputPerMillion)
+            && TryAdd(ref total, usage.OutputReasoning, prices.ReasoningOutputPerMillion ?? prices.OutputPerMillion)
+            ? total
+            : null;
     }
 
     /// <summary>

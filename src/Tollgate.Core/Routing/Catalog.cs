@@ -66,7 +66,13 @@ public sealed class Catalog : IDisposable
                 id,
                 providers[m.Provider!],
                 m.UpstreamModel!,
-                new DeploymentPrices(m.InputPerMillion, m.CachedInputPerMillion, m.OutputPerMillion),
+                new DeploymentPrices(
+                    m.InputPerMillion,
+                    m.CachedInputPerMillion,
+                    m.CacheWrite5mPerMillion,
+                    m.CacheWrite1hPerMillion,
+                    m.OutputPerMillion,
+                    m.ReasoningOutputPerMillion),
                 m.ContextWindow,
                 m.MaxOutputTokens,
                 Capabilities.Parse(m.Capabilities),
@@ -138,8 +144,18 @@ public sealed class Provider(string name, string type, Uri baseUri, string? apiK
     public bool IsConfigured => IsKeyless ? _reachable : ApiKey is not null;
 }
 
-/// <summary>Prices in USD per 1M tokens; null means unknown.</summary>
-public sealed record DeploymentPrices(decimal? InputPerMillion, decimal? CachedInputPerMillion, decimal? OutputPerMillion);
+/// <summary>Prices in USD per 1M tokens, one per usage bucket; null means unknown.</summary>
+/// <param name="ReasoningOutputPerMillion">Reasoning tokens' rate when it differs from <paramref name="OutputPerMillion"/>; null means the output rate.</param>
+public sealed record DeploymentPrices(
+    decimal? InputPerMillion,
+    decimal? CachedInputPerMillion,
+    decimal? CacheWrite5mPerMillion,
+    decimal? CacheWrite1hPerMillion,
+    decimal? OutputPerMillion,
+    decimal? ReasoningOutputPerMillion = null)
+{
+    public static DeploymentPrices Of(decimal? input, decimal? cachedInput, decimal? output) => new(input, cachedInput, null, null, output);
+}
 
 /// <summary>A provider plus an upstream model: the unit the router chooses and the breaker protects.</summary>
 public sealed class Deployment(

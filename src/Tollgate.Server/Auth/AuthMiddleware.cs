@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Http;
 using Tollgate.Keys;
 using Tollgate.Server.Errors;
 

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Hosting;
 using Tollgate.Keys;
 
 namespace Tollgate.Server.Auth;

@@ -1,5 +1,3 @@
-using Microsoft.Extensions.Logging;
-
 namespace Tollgate.Server.Diagnostics;
 
 /// <summary>

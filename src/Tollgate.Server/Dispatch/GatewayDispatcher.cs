@@ -1,8 +1,6 @@
 using System.Collections.Frozen;
 using System.Globalization;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.Logging;
 using Tollgate.Configuration;
 using Tollgate.Metering;
 using Tollgate.Providers;
@@ -210,7 +208,7 @@ internal sealed class GatewayDispatcher
 
     private static void SetUsageHeaders(HttpResponse http, Deployment deployment, MeteredUsage usage)
     {
-        var cost = CostCalculator.Cost(deployment.Prices, usage.Usage);
+        var cost = CostCalculator.Cost(deployment.Prices, usage.Buckets);
         http.Headers["x-tollgate-cost-usd"] = cost is { } c ? c.ToString("0.##########", CultureInfo.InvariantCulture) : "unknown";
         http.Headers["x-tollgate-usage"] = usage.Estimated ? "estimated" : "reported";
     }

@@ -1,5 +1,4 @@
 using System.Buffers;
-using Microsoft.AspNetCore.Http;
 using Tollgate.Requests;
 
 namespace Tollgate.Server.Dispatch;

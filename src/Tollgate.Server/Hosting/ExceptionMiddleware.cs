@@ -1,5 +1,3 @@
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 using Tollgate.Server.Diagnostics;
 using Tollgate.Server.Dispatch;
 using Tollgate.Server.Errors;

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Logging;
 using Tollgate.Configuration;
 
 namespace Tollgate.Server.Hosting;

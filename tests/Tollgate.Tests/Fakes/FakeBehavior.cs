@@ -15,16 +15,19 @@ public enum FakeBehaviorKind
     /// <summary>200 with a body (or SSE data) that is not JSON.</summary>
     Garbage,
 
-    /// <summary>200 whose body stops half way and the connection is aborted.</summary>
+    /// <summary>200 whose body (or stream, inside an event) stops half way and the connection is aborted.</summary>
     Truncated,
 
-    /// <summary>An SSE stream aborted after some content chunks.</summary>
+    /// <summary>An SSE stream aborted after some content chunks; without "stream": true, same as <see cref="Truncated"/>.</summary>
     CutStream,
 
-    /// <summary>No response at all until the caller gives up.</summary>
+    /// <summary>No response (not even headers) until the caller gives up.</summary>
     Hang,
 
-    /// <summary>An SSE stream that stalls after some content chunks until the caller gives up.</summary>
+    /// <summary>
+    /// An SSE stream that stalls after some content chunks until the caller gives up; without
+    /// "stream": true, headers and half of a JSON body, then the same stall.
+    /// </summary>
     HangMidStream,
 
     /// <summary>The connection is aborted before any response byte.</summary>

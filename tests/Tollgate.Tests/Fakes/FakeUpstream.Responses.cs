@@ -31,20 +31,9 @@ public sealed partial class FakeUpstream
             Stream: request.IsStream,
             IncludeUsage: RecordedRequest.BoolMember(json["stream_options"] as JsonObject, "include_usage"));
         var toolCallId = "call_" + Guid.NewGuid().ToString("N")[..24];
-
-        // The stream-only failure modes stream even for a non-stream request: they exist to break streams.
-        if (call.Stream || behavior.Kind is FakeBehaviorKind.CutStream or FakeBehaviorKind.HangMidStream)
+        if (call.Stream)
         {
-            try
-            {
-                await StreamChatAsync(context, call, behavior, toolCallId);
-            }
-            catch (OperationCanceledException) when (behavior.Kind == FakeBehaviorKind.HangMidStream && context.RequestAborted.IsCancellationRequested)
-            {
-                // The caller may read the last chunk and cancel before our flush of it has returned;
-                // that is still the cancellation the test is waiting for.
-                _cancelled.Increment();
-            }
+            await StreamChatAsync(context, call, behavior, toolCallId);
         }
         else
         {
@@ -77,8 +66,10 @@ public sealed partial class FakeUpstream
     }
 
     /// <summary>
-    /// Plays the behaviours that are not a normal answer. Returns false for Ok / ToolCall, and for
-    /// CutStream / HangMidStream on chat, which the streaming path handles.
+    /// Plays the behaviours that are not a normal answer and returns true; returns false for Ok and
+    /// ToolCall, and for CutStream / HangMidStream on a stream request, which <see cref="StreamChatAsync"/> plays.
+    /// On a non-stream request (or embeddings) CutStream is a body cut short and HangMidStream a body
+    /// that stalls half way.
     /// </summary>
     private async Task<bool> TryPlayFailureAsync(HttpContext context, FakeBehavior behavior, bool stream)
     {
@@ -111,31 +102,15 @@ public sealed partial class FakeUpstream
                 await WriteJsonAsync(context, StatusCodes.Status200OK, GarbageBody);
                 return true;
             case FakeBehaviorKind.Truncated when stream:
-                // A role chunk, then half of the next event: the cut lands inside a JSON object.
-                var call = new ChatCall("chatcmpl-truncated", TimeProvider.System.GetUtcNow().ToUnixTimeSeconds(), ModelId, 1, true, false);
-                StartEventStream(context);
-                await WriteFlushedAsync(context, OpenAiWire.Sse(OpenAiWire.RoleChunk(call, behavior, 0, string.Empty)));
-                var next = OpenAiWire.Sse(OpenAiWire.PartChunk(call, behavior, 0, behavior.Content));
-                await WriteFlushedAsync(context, next.AsMemory(0, next.Length / 2));
+                await WriteHalfEventStreamAsync(context, behavior);
                 context.Abort();
                 return true;
-            case FakeBehaviorKind.Truncated:
-                // Content-Length promises the whole body, so the client sees a premature end, not short JSON.
-                var whole = OpenAiWire.Completion(
-                    new ChatCall("chatcmpl-truncated", TimeProvider.System.GetUtcNow().ToUnixTimeSeconds(), ModelId, 1, false, false),
-                    behavior,
-                    string.Empty);
-                context.Response.StatusCode = StatusCodes.Status200OK;
-                context.Response.ContentType = "application/json";
-                context.Response.ContentLength = whole.Length;
-                await WriteFlushedAsync(context, whole.AsMemory(0, whole.Length / 2));
+            case FakeBehaviorKind.Truncated or FakeBehaviorKind.CutStream when !stream:
+                await WriteHalfBodyAsync(context, behavior);
                 context.Abort();
                 return true;
-            case FakeBehaviorKind.CutStream when !stream:
-                // Embeddings have no stream to cut: the closest failure is a body cut short.
-                return await TryPlayFailureAsync(context, FakeBehavior.Truncated(), stream: false);
             case FakeBehaviorKind.HangMidStream when !stream:
-                await HoldUntilAbortedAsync(context);
+                await WriteThenHoldAsync(context, () => WriteHalfBodyAsync(context, behavior));
                 return true;
             default:
                 return false;
@@ -147,35 +122,18 @@ public sealed partial class FakeUpstream
         var parts = behavior.Kind == FakeBehaviorKind.ToolCall
             ? OpenAiWire.SplitFragments(behavior.ToolArguments ?? string.Empty)
             : OpenAiWire.SplitWords(behavior.Content);
-        var stopsEarly = behavior.Kind is FakeBehaviorKind.CutStream or FakeBehaviorKind.HangMidStream;
-        var partsToSend = stopsEarly ? Math.Min(behavior.AfterContentChunks, parts.Count) : parts.Count;
-
-        StartEventStream(context);
-        for (var choice = 0; choice < call.Choices; choice++)
+        switch (behavior.Kind)
         {
-            await WriteFlushedAsync(context, OpenAiWire.Sse(OpenAiWire.RoleChunk(call, behavior, choice, toolCallId)));
+            case FakeBehaviorKind.CutStream:
+                await WriteStreamStartAsync(context, call, behavior, toolCallId, parts, behavior.AfterContentChunks);
+                context.Abort();
+                return;
+            case FakeBehaviorKind.HangMidStream:
+                await WriteThenHoldAsync(context, () => WriteStreamStartAsync(context, call, behavior, toolCallId, parts, behavior.AfterContentChunks));
+                return;
         }
 
-        for (var part = 0; part < partsToSend; part++)
-        {
-            for (var choice = 0; choice < call.Choices; choice++)
-            {
-                await WriteFlushedAsync(context, OpenAiWire.Sse(OpenAiWire.PartChunk(call, behavior, choice, parts[part])));
-            }
-        }
-
-        if (behavior.Kind == FakeBehaviorKind.CutStream)
-        {
-            context.Abort();
-            return;
-        }
-
-        if (behavior.Kind == FakeBehaviorKind.HangMidStream)
-        {
-            await HoldUntilAbortedAsync(context);
-            return;
-        }
-
+        await WriteStreamStartAsync(context, call, behavior, toolCallId, parts, parts.Count);
         for (var choice = 0; choice < call.Choices; choice++)
         {
             await WriteFlushedAsync(context, OpenAiWire.Sse(OpenAiWire.FinishChunk(call, behavior, choice)));
@@ -187,6 +145,67 @@ public sealed partial class FakeUpstream
         }
 
         await WriteFlushedAsync(context, OpenAiWire.Done);
+    }
+
+    /// <summary>SSE headers, the role chunk of every choice, then up to <paramref name="partCount"/> content (or argument) chunks.</summary>
+    private static async Task WriteStreamStartAsync(
+        HttpContext context, ChatCall call, FakeBehavior behavior, string toolCallId, List<string> parts, int partCount)
+    {
+        StartEventStream(context);
+        for (var choice = 0; choice < call.Choices; choice++)
+        {
+            await WriteFlushedAsync(context, OpenAiWire.Sse(OpenAiWire.RoleChunk(call, behavior, choice, toolCallId)));
+        }
+
+        for (var part = 0; part < Math.Min(partCount, parts.Count); part++)
+        {
+            for (var choice = 0; choice < call.Choices; choice++)
+            {
+                await WriteFlushedAsync(context, OpenAiWire.Sse(OpenAiWire.PartChunk(call, behavior, choice, parts[part])));
+            }
+        }
+    }
+
+    /// <summary>A role chunk, then half of the next event, so the cut lands inside a JSON object.</summary>
+    private static async Task WriteHalfEventStreamAsync(HttpContext context, FakeBehavior behavior)
+    {
+        var call = new ChatCall("chatcmpl-truncated", TimeProvider.System.GetUtcNow().ToUnixTimeSeconds(), ModelId, 1, Stream: true, IncludeUsage: false);
+        StartEventStream(context);
+        await WriteFlushedAsync(context, OpenAiWire.Sse(OpenAiWire.RoleChunk(call, behavior, 0, string.Empty)));
+        var next = OpenAiWire.Sse(OpenAiWire.PartChunk(call, behavior, 0, behavior.Content));
+        await WriteFlushedAsync(context, next.AsMemory(0, next.Length / 2));
+    }
+
+    /// <summary>
+    /// Headers announcing a whole completion (Content-Length included) and only half of its bytes, so
+    /// the client sees a premature end rather than short but well-framed JSON.
+    /// </summary>
+    private static async Task WriteHalfBodyAsync(HttpContext context, FakeBehavior behavior)
+    {
+        var call = new ChatCall("chatcmpl-truncated", TimeProvider.System.GetUtcNow().ToUnixTimeSeconds(), ModelId, 1, Stream: false, IncludeUsage: false);
+        var whole = OpenAiWire.Completion(call, behavior, string.Empty);
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        context.Response.ContentType = "application/json";
+        context.Response.ContentLength = whole.Length;
+        await WriteFlushedAsync(context, whole.AsMemory(0, whole.Length / 2));
+    }
+
+    /// <summary>Writes the part of the response that precedes a stall, then holds until the caller aborts.</summary>
+    private async Task WriteThenHoldAsync(HttpContext context, Func<Task> writeFirst)
+    {
+        try
+        {
+            await writeFirst();
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The caller can read the last bytes and cancel before our flush of them has returned:
+            // that is the same cancellation the test is waiting for.
+            _cancelled.Increment();
+            return;
+        }
+
+        await HoldUntilAbortedAsync(context);
     }
 
     private static (string Type, string? Code, string Message) DescribeStatus(int statusCode) => statusCode switch

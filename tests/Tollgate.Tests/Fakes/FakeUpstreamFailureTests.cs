@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
-using Xunit;
 using static Tollgate.Tests.Fakes.FakeHttp;
 
 namespace Tollgate.Tests.Fakes;
@@ -163,6 +162,41 @@ public sealed class FakeUpstreamFailureTests
 
         await upstream.WaitForCancelledAsync(Ct);
         Assert.Contains("\"content\":\"Hello\"", events[1], StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = TimeoutMs)]
+    public async Task ChatCompletions_HangMidStreamWithoutStream_SendsHeadersThenStallsUntilCancelled()
+    {
+        await using var upstream = await FakeUpstream.StartAsync(cancellationToken: Ct);
+        upstream.Enqueue(FakeBehavior.HangMidStream(afterContentChunks: 0));
+        using var caller = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+
+        using var response = await PostAsync(upstream, "chat/completions", ChatBody(), HttpCompletionOption.ResponseHeadersRead, caller);
+        await using var body = await response.Content.ReadAsStreamAsync(caller.Token);
+        var first = new byte[1];
+        await body.ReadExactlyAsync(first, caller.Token);
+        var rest = body.CopyToAsync(Stream.Null, caller.Token);
+        await caller.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => rest);
+        await upstream.WaitForCancelledAsync(Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal((byte)'{', first[0]);
+    }
+
+    [Fact(Timeout = TimeoutMs)]
+    public async Task ChatCompletions_CutStreamWithoutStream_BodyEndsPrematurely()
+    {
+        await using var upstream = await FakeUpstream.StartAsync(cancellationToken: Ct);
+        upstream.Enqueue(FakeBehavior.CutStream(afterContentChunks: 1));
+
+        var error = await Record.ExceptionAsync(async () =>
+        {
+            using var response = await PostAsync(upstream, "chat/completions", ChatBody());
+        });
+
+        Assert.IsType<HttpRequestException>(error);
+        Assert.IsType<IOException>(error.InnerException, exactMatch: false);
     }
 
     [Fact(Timeout = TimeoutMs)]

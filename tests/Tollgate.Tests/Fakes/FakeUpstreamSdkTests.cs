@@ -4,7 +4,6 @@ using System.Text;
 using OpenAI;
 using OpenAI.Chat;
 using OpenAI.Embeddings;
-using Xunit;
 using static Tollgate.Tests.Fakes.FakeHttp;
 
 namespace Tollgate.Tests.Fakes;

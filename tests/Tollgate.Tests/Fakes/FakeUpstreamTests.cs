@@ -1,7 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Text.Json.Nodes;
-using Xunit;
 using static Tollgate.Tests.Fakes.FakeHttp;
 
 namespace Tollgate.Tests.Fakes;

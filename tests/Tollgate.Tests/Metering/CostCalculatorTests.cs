@@ -8,10 +8,10 @@ public sealed class CostCalculatorTests
     [Fact]
     public void Cost_PricesEachBucketAtItsOwnRate_Exactly()
     {
-        var prices = new DeploymentPrices(2.50m, 1.25m, 10.00m);
+        var prices = DeploymentPrices.Of(2.50m, 1.25m, 10.00m);
 
         // 1,000 prompt tokens of which 400 cached; 300 completion tokens (of which 100 reasoning, already inside).
-        var cost = CostCalculator.Cost(prices, new TokenUsage(1_000, 300, 400, 100));
+        var cost = CostCalculator.Cost(prices, UsageBuckets.FromOpenAI(new TokenUsage(1_000, 300, 400, 100)));
 
         Assert.Equal((600 * 2.50m + 400 * 1.25m + 300 * 10.00m) / 1_000_000m, cost);
         Assert.Equal(0.005m, cost);
@@ -20,26 +20,26 @@ public sealed class CostCalculatorTests
     [Fact]
     public void Cost_CachedTokensWithoutCachedPrice_IsUnknownNotZero()
     {
-        var prices = new DeploymentPrices(1m, null, 2m);
+        var prices = DeploymentPrices.Of(1m, null, 2m);
 
-        Assert.Null(CostCalculator.Cost(prices, new TokenUsage(100, 10, 50, 0)));
-        Assert.Equal(0.00012m, CostCalculator.Cost(prices, new TokenUsage(100, 10, 0, 0)));
+        Assert.Null(CostCalculator.Cost(prices, UsageBuckets.FromOpenAI(new TokenUsage(100, 10, 50, 0))));
+        Assert.Equal(0.00012m, CostCalculator.Cost(prices, UsageBuckets.FromOpenAI(new TokenUsage(100, 10, 0, 0))));
     }
 
     [Fact]
     public void Cost_MissingOutputPrice_IsUnknown()
     {
-        Assert.Null(CostCalculator.Cost(new DeploymentPrices(1m, null, null), new TokenUsage(10, 1, 0, 0)));
+        Assert.Null(CostCalculator.Cost(DeploymentPrices.Of(1m, null, null), UsageBuckets.FromOpenAI(new TokenUsage(10, 1, 0, 0))));
     }
 
     [Fact]
     public void Cost_ManySmallRequests_SumWithoutDrift()
     {
-        var prices = new DeploymentPrices(0.15m, 0.075m, 0.60m);
+        var prices = DeploymentPrices.Of(0.15m, 0.075m, 0.60m);
         var total = 0m;
         for (var i = 0; i < 100_000; i++)
         {
-            total += CostCalculator.Cost(prices, new TokenUsage(7, 3, 0, 0))!.Value;
+            total += CostCalculator.Cost(prices, new UsageBuckets(7, 0, 0, 0, 3, 0))!.Value;
         }
 
         Assert.Equal(100_000 * (7 * 0.15m + 3 * 0.60m) / 1_000_000m, total);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
@@ -92,10 +93,10 @@ public sealed class OpenAICompatibleAdapter : IProviderAdapter
 
     private static AttemptResult Validate(ParsedRequest request, int status, byte[] body)
     {
-        UsageReader.ResponseFacts facts;
+        OpenAIResponseScanner.ResponseFacts facts;
         try
         {
-            facts = UsageReader.Scan(body);
+            facts = OpenAIResponseScanner.Scan(body);
         }
         catch (JsonException)
         {
@@ -108,10 +109,15 @@ public sealed class OpenAICompatibleAdapter : IProviderAdapter
             return AttemptResult.Fail(new(FailureKind.InvalidResponse, status, "The provider returned a response without the expected fields."));
         }
 
-        var usage = facts.Usage is { } reported
-            ? new MeteredUsage(reported, Estimated: false)
-            : new MeteredUsage(new TokenUsage(request.EstimatedInputTokens, facts.ChoiceTextBytes / 4, 0, 0), Estimated: true);
-        return AttemptResult.Ok(new BufferedResponse(status, body, usage));
+        return AttemptResult.Ok(new BufferedResponse(status, body, facts.Usage?.ToMetered() ?? Estimate(request, body)));
+    }
+
+    /// <summary>No usage in the response: count the request and the answer's text with the tokenizer.</summary>
+    private static MeteredUsage Estimate(ParsedRequest request, byte[] body)
+    {
+        var text = new ArrayBufferWriter<byte>(body.Length);
+        OpenAIResponseScanner.Scan(body, text);
+        return TokenEstimator.Estimate(request.Body.Span, text.WrittenSpan);
     }
 
     private static async Task<UpstreamFailure> ReadFailureAsync(HttpResponseMessage response, CancellationToken cancellationToken)

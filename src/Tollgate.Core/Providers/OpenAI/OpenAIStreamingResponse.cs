@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.ServerSentEvents;
 using System.Text.Json;
 using Tollgate.Metering;
@@ -20,8 +21,10 @@ internal sealed class OpenAIStreamingResponse : StreamingResponse
     private readonly TimeSpan _idleTimeout;
     private IAsyncEnumerator<SseItem<byte[]>>? _events;
     private StreamChunk _first;
-    private TokenUsage? _reported;
-    private long _textBytes;
+    private OpenAIWireUsage? _reported;
+
+    // The text relayed so far, unescaped: what an estimate counts when the stream carries no usage or is cut.
+    private readonly ArrayBufferWriter<byte> _text = new(256);
     private bool _finished;
     private bool _sawFinishReason;
 
@@ -35,9 +38,7 @@ internal sealed class OpenAIStreamingResponse : StreamingResponse
 
     public override StreamChunk First => _first;
 
-    public override MeteredUsage Usage => _reported is { } usage
-        ? new MeteredUsage(usage, Estimated: false)
-        : new MeteredUsage(new TokenUsage(_request.EstimatedInputTokens, _textBytes / 4, 0, 0), Estimated: true);
+    public override MeteredUsage Usage => _reported?.ToMetered() ?? TokenEstimator.Estimate(_request.Body.Span, _text.WrittenSpan);
 
     /// <summary>Reads up to the first chunk. Returns a failure when the stream ends or breaks before it.</summary>
     public async Task<UpstreamFailure?> StartAsync()
@@ -110,10 +111,10 @@ internal sealed class OpenAIStreamingResponse : StreamingResponse
 
     private StreamChunk Inspect(byte[] data)
     {
-        UsageReader.ResponseFacts facts;
+        OpenAIResponseScanner.ResponseFacts facts;
         try
         {
-            facts = UsageReader.Scan(data);
+            facts = OpenAIResponseScanner.Scan(data, _text);
         }
         catch (JsonException ex)
         {
@@ -125,7 +126,6 @@ internal sealed class OpenAIStreamingResponse : StreamingResponse
             throw new UpstreamStreamException(new UpstreamFailure(FailureKind.StreamBroken, null, "The provider sent an error in the middle of the stream."));
         }
 
-        _textBytes += facts.ChoiceTextBytes;
         _sawFinishReason |= facts.HasFinishReason;
         if (facts.Usage is { } usage)
         {

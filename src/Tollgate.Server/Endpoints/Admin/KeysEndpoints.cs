@@ -1,9 +1,5 @@
 using System.Text.Json;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.Logging;
 using Tollgate.Keys;
 using Tollgate.Server.Auth;
 using Tollgate.Server.Diagnostics;
