@@ -660,7 +660,7 @@ def render(res: dict) -> str:
                  "| first event p50 ms Tollgate | first event p99 ms Tollgate | **added first event p50 ms** "
                  "| added p99 ms | full stream p50 ms direct | full stream p50 ms Tollgate |")
         L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for k, label in (("fast", "fast (22 events at once)"),
+        for k, label in (("fast", "fast (22 events, no delay)"),
                          ("slow", f"slowed ({res['options']['slow_delay_ms']} ms between events)")):
             e = fe.get(k)
             if not e:
@@ -961,6 +961,8 @@ def main(argv) -> int:
               f"upstream stream flush: {args.stream_flush}. Latencies are wrk's full-response times; "
               f"added = Tollgate − direct. How to read: bench/load/README.md.\n\n")
     (out / "results.md").write_text(header + table + "\n")
+    print()
+    print(header.split("\n", 2)[2].strip())
     print()
     print(table)
     print(f"\n(results: {out}/results.json, results.md; {res['elapsed_s']:.0f} s)")

@@ -49,13 +49,13 @@ if [ "$no_build" = 0 ]; then
     say "dotnet build -c Release $1"
     DOTNET_CLI_USE_MSBUILD_SERVER=0 dotnet build -c Release "$REPO/$1" -nologo -v q \
       -nodeReuse:false -p:UseSharedCompilation=false >"$2" 2>&1 || {
-        tail -40 "$2" >&2; say "build of $1 failed (full log: $2)"; exit 1; }
+        grep -E ': (error|warning) ' "$2" | sort -u | head -40 >&2
+        say "build of $1 failed (full log: $2)"; exit 1; }
   }
   logdir="$(mktemp -d /tmp/tollgate-bench-build.XXXXXX)"
-  trap 'rm -rf "$logdir"' EXIT
   build bench/Tollgate.Bench.Upstream "$logdir/upstream.log"
   build src/Tollgate.Server "$logdir/server.log"
-  rm -rf "$logdir"; trap - EXIT
+  rm -rf "$logdir"
 fi
 
 cd "$REPO"

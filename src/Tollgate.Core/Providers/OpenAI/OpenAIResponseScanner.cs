@@ -13,7 +13,7 @@ namespace Tollgate.Providers.OpenAI;
 public static class OpenAIResponseScanner
 {
     /// <summary>Facts about one OpenAI response body or stream chunk.</summary>
-    /// <param name="ChoiceTextBytes">UTF-8 bytes of every string inside <c>choices</c>.</param>
+    /// <param name="ChoiceTextBytes">UTF-8 bytes of the generated text inside <c>choices</c> (content, reasoning, tool arguments).</param>
     /// <param name="HasFinishReason">A choice carries a non-null <c>finish_reason</c>.</param>
     public readonly record struct ResponseFacts(
         bool IsObject, OpenAIWireUsage? Usage, bool HasChoices, bool ChoicesEmpty, bool HasData, bool HasError, int ChoiceTextBytes, bool HasFinishReason);
@@ -61,21 +61,30 @@ public static class OpenAIResponseScanner
 
                 var depth = reader.CurrentDepth;
                 choicesEmpty = true;
+                var isText = false;
                 while (reader.Read() && !(reader.TokenType == JsonTokenType.EndArray && reader.CurrentDepth == depth))
                 {
                     choicesEmpty = false;
-                    if (reader.TokenType == JsonTokenType.String)
+                    if (reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        if (reader.ValueTextEquals("finish_reason"u8))
+                        {
+                            reader.Read();
+                            hasFinish |= reader.TokenType == JsonTokenType.String;
+                            continue;
+                        }
+
+                        // Only what the model generated counts as output: not roles, ids or types.
+                        isText = reader.ValueTextEquals("content"u8) || reader.ValueTextEquals("arguments"u8)
+                            || reader.ValueTextEquals("reasoning_content"u8) || reader.ValueTextEquals("refusal"u8) || reader.ValueTextEquals("text"u8);
+                    }
+                    else if (reader.TokenType == JsonTokenType.String && isText)
                     {
                         textBytes += reader.ValueSpan.Length;
                         if (choiceText is not null)
                         {
                             CopyUnescaped(ref reader, choiceText);
                         }
-                    }
-                    else if (reader.TokenType == JsonTokenType.PropertyName && reader.ValueTextEquals("finish_reason"u8))
-                    {
-                        reader.Read();
-                        hasFinish |= reader.TokenType == JsonTokenType.String;
                     }
                 }
             }
