@@ -628,6 +628,8 @@ def build_rows(points: list[dict]) -> list[dict]:
             "gw_rss_max_mb": g["gw_rss_max_mb"],
             "errors_direct": sum(d["errors"].values()) if d else None,
             "errors_tollgate": sum(g["errors"].values()),
+            "other_cpu_pct_direct": round(d["other_cpu_pct"]) if d else None,
+            "other_cpu_pct_tollgate": round(g["other_cpu_pct"]),
             "noisy": bool(g.get("noisy") or (d or {}).get("noisy")),
         })
     return rows
@@ -645,14 +647,15 @@ def render(res: dict) -> str:
     L = []
     L.append("| mode | conc | req/s direct | req/s Tollgate | ratio | p50 direct ms | p99 direct ms "
              "| p50 Tollgate ms | p99 Tollgate ms | added p50 ms | added p99 ms | gw CPU % | gw CPU µs/req "
-             "| gw RSS max MB | errors d/t |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+             "| gw RSS max MB | errors d/t | other CPU % d/t |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in res["rows"]:
         L.append(f"| {r['mode']}{' *' if r['noisy'] else ''} | {r['conc']} | {f(r['rps_direct'])} "
                  f"| {f(r['rps_tollgate'])} | {f(r['ratio'])} | {f(r['p50_direct_ms'])} | {f(r['p99_direct_ms'])} "
                  f"| {f(r['p50_tollgate_ms'])} | {f(r['p99_tollgate_ms'])} | {f(r['added_p50_ms'])} "
                  f"| {f(r['added_p99_ms'])} | {f(r['gw_cpu_pct'])} | {f(r['gw_cpu_us_per_req'], 1)} "
-                 f"| {f(r['gw_rss_max_mb'], 1)} | {f(r['errors_direct'])}/{f(r['errors_tollgate'])} |")
+                 f"| {f(r['gw_rss_max_mb'], 1)} | {f(r['errors_direct'])}/{f(r['errors_tollgate'])} "
+                 f"| {f(r['other_cpu_pct_direct'])}/{f(r['other_cpu_pct_tollgate'])} |")
     fe = res.get("first_event") or {}
     if fe:
         L.append("")
@@ -892,6 +895,10 @@ def main(argv) -> int:
             if pl and sl["status"] != 200:
                 slow_ok = False
         meter = Meter(gw.pid, up.pid)
+        busy = wait_quiet(meter, args.max_noise / 2, 0)
+        if busy > args.max_noise:
+            log(f"warning: other processes use {busy:.0f}% of a core right now; disturbed points are "
+                "re-run and flagged '*' in the table")
         rss_start = rss_kb(tree_pids(gw.pid))
         rss_during = RssDuring(gw.pid)
         rss_during.thread.start()

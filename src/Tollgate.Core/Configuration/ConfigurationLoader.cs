@@ -17,7 +17,7 @@ namespace Tollgate.Configuration;
 /// </remarks>
 public static class ConfigurationLoader
 {
-    private static readonly string[] EntrySections = ["providers", "models", "routes"];
+    private static readonly string[] EntrySections = ["providers", "models", "routes", "plans"];
 
     /// <summary>Environment names that are Tollgate settings but not part of <c>tollgate.json</c>.</summary>
     private static readonly HashSet<string> NonConfigVariables = new(StringComparer.OrdinalIgnoreCase) { "ADMIN_KEY", "CONFIG" };
@@ -48,7 +48,10 @@ public static class ConfigurationLoader
     public static TollgateOptions Load(JsonObject? user, IDictionary environment)
     {
         var useDefaults = user?["useDefaults"] is not JsonValue flag || !flag.TryGetValue<bool>(out var value) || value;
-        var merged = useDefaults ? ReadDefaults() : [];
+        var defaults = ReadDefaults();
+
+        // The built-in plans stay even without the built-in catalog: a tenant always has plans to choose from.
+        var merged = useDefaults ? defaults : new JsonObject { ["plans"] = defaults["plans"]?.DeepClone() };
         if (user is not null)
         {
             Merge(merged, user);

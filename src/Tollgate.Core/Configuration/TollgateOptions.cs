@@ -18,6 +18,10 @@ public sealed record TollgateOptions
     /// <summary>Public model names mapped to a list of candidate deployments.</summary>
     public Dictionary<string, RouteOptions> Routes { get; init; } = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>Plans tenants subscribe to, by name. The built-in four (free, starter, pro, business) are always
+    /// present unless this section names a plan the same way, which replaces it whole.</summary>
+    public Dictionary<string, PlanOptions> Plans { get; init; } = new(StringComparer.OrdinalIgnoreCase);
+
     public RoutingOptions Routing { get; init; } = new();
 
     public ServerOptions Server { get; init; } = new();
@@ -50,9 +54,6 @@ public static class ProviderTypes
 
     /// <summary>Types a provider may declare.</summary>
     public static readonly IReadOnlyList<string> Known = [OpenAI, Anthropic, Gemini];
-
-    /// <summary>Types this build has an adapter for. The native Anthropic and Gemini adapters are not in it yet.</summary>
-    public static readonly IReadOnlyList<string> Supported = [OpenAI];
 }
 
 /// <summary>A deployment: one upstream model at one provider, with its list prices.</summary>
@@ -123,6 +124,35 @@ public sealed record RoutingOptions
 
     /// <summary>Longest cooldown honoured from an upstream <c>Retry-After</c>. Default 300000 ms.</summary>
     public int MaxCooldownMs { get; init; } = 300_000;
+}
+
+/// <summary>
+/// A plan: what a tenant pays each month, what it may use, and at what price usage beyond the included
+/// tokens is sold. Money is decimal USD.
+/// </summary>
+public sealed record PlanOptions
+{
+    /// <summary>Monthly fee in USD. Default 0.</summary>
+    public decimal MonthlyFeeUsd { get; init; }
+
+    /// <summary>Tokens (input + output) included in the fee each calendar month (UTC). Default 0.</summary>
+    public long IncludedTokens { get; init; }
+
+    /// <summary>Selling price in USD per 1K tokens beyond <see cref="IncludedTokens"/>. Default 0.005.</summary>
+    public decimal OveragePer1KTokensUsd { get; init; } = 0.005m;
+
+    /// <summary>When true, <see cref="IncludedTokens"/> is a hard monthly quota: requests past it are refused
+    /// (<c>monthly_token_quota_exceeded</c>) instead of billed as overage. Default false.</summary>
+    public bool HardQuota { get; init; }
+
+    /// <summary>Most the tenant's requests may cost the gateway in provider charges per month, in USD; null (default) is no budget.</summary>
+    public decimal? MonthlyBudgetUsd { get; init; }
+
+    /// <summary>Requests per minute for the whole tenant; null (default) is unlimited.</summary>
+    public int? Rpm { get; init; }
+
+    /// <summary>Tokens per minute for the whole tenant; null (default) is unlimited.</summary>
+    public int? Tpm { get; init; }
 }
 
 public sealed record ServerOptions

@@ -14,10 +14,6 @@ public static class TollgateOptionsValidator
             {
                 errors.Add($"{key}:type: unknown provider type '{provider.Type}' (expected one of: {string.Join(", ", ProviderTypes.Known)})");
             }
-            else if (!ProviderTypes.Supported.Contains(provider.Type, StringComparer.OrdinalIgnoreCase))
-            {
-                errors.Add($"{key}:type: provider type '{provider.Type}' is recognised but its adapter is not available in this version (supported: {string.Join(", ", ProviderTypes.Supported)})");
-            }
 
             if (string.IsNullOrWhiteSpace(provider.BaseUrl))
             {
@@ -109,6 +105,28 @@ public static class TollgateOptionsValidator
                 {
                     errors.Add($"{key}: the name is also a deployment id under models; a public name must mean one thing (rename the route or the deployment '{target.UpstreamModel}')");
                 }
+            }
+        }
+
+        foreach (var (name, plan) in options.Plans)
+        {
+            var key = $"plans:{name}";
+            CheckPrice(errors, $"{key}:monthlyFeeUsd", plan.MonthlyFeeUsd, required: true);
+            CheckPrice(errors, $"{key}:overagePer1KTokensUsd", plan.OveragePer1KTokensUsd, required: true);
+            CheckPrice(errors, $"{key}:monthlyBudgetUsd", plan.MonthlyBudgetUsd, required: false);
+            if (plan.IncludedTokens < 0)
+            {
+                errors.Add($"{key}:includedTokens: must not be negative, got {plan.IncludedTokens}");
+            }
+
+            if (plan.Rpm is <= 0)
+            {
+                errors.Add($"{key}:rpm: must be positive when set, got {plan.Rpm}");
+            }
+
+            if (plan.Tpm is <= 0)
+            {
+                errors.Add($"{key}:tpm: must be positive when set, got {plan.Tpm}");
             }
         }
 

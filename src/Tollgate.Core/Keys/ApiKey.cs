@@ -4,10 +4,61 @@ using System.Text;
 namespace Tollgate.Keys;
 
 /// <summary>A client key as stored: never the key itself, only its SHA-256 hash and a visible prefix.</summary>
-public sealed record ApiKeyRecord(string Id, string Name, string Prefix, string Hash, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt)
+/// <param name="TenantId">The tenant that owns the key (<c>default</c> for keys made before tenancy existed).</param>
+/// <param name="Limits">Limits that narrow the tenant's plan for this key.</param>
+/// <param name="ExpiresAt">After this instant the key is refused (401 <c>expired_api_key</c>); null never expires.</param>
+public sealed record ApiKeyRecord(
+    string Id,
+    string Name,
+    string Prefix,
+    string Hash,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? RevokedAt,
+    string TenantId = Tenancy.Tenant.DefaultId,
+    KeyLimits? Limits = null,
+    DateTimeOffset? ExpiresAt = null)
 {
     public bool IsActive => RevokedAt is null;
+
+    public KeyLimits EffectiveLimits => Limits ?? KeyLimits.None;
+
+    public bool IsExpired(DateTimeOffset now) => ExpiresAt is { } at && at <= now;
 }
+
+/// <summary>
+/// Limits of one key, each narrowing its tenant's plan; null means "no limit of its own". Both the key's
+/// and the tenant's limits apply to every request.
+/// </summary>
+/// <param name="MonthlyTokens">Tokens (input + output) per calendar month (UTC).</param>
+/// <param name="MonthlyBudgetUsd">Provider cost in USD per calendar month. A key with a budget is refused models whose price is unknown.</param>
+/// <param name="Rpm">Requests per minute.</param>
+/// <param name="Tpm">Tokens per minute.</param>
+/// <param name="Models">Public model names (routes or deployment ids) the key may request; null or empty allows all.</param>
+public sealed record KeyLimits(long? MonthlyTokens = null, decimal? MonthlyBudgetUsd = null, int? Rpm = null, int? Tpm = null, IReadOnlyList<string>? Models = null)
+{
+    public static KeyLimits None { get; } = new();
+
+    public bool AllowsModel(string model)
+    {
+        if (Models is not { Count: > 0 } models)
+        {
+            return true;
+        }
+
+        foreach (var allowed in models)
+        {
+            if (allowed.Equals(model, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>What a new key is made with.</summary>
+public sealed record NewApiKey(string Name, string TenantId = Tenancy.Tenant.DefaultId, KeyLimits? Limits = null, DateTimeOffset? ExpiresAt = null);
 
 /// <summary>A freshly created key: the only moment the secret exists outside the client's hands.</summary>
 public sealed record CreatedApiKey(ApiKeyRecord Record, string Key);
@@ -52,7 +103,16 @@ public static class ApiKeys
 /// <summary>Persistence of client keys and the admin key hash.</summary>
 public interface IKeyStore
 {
+    /// <summary>Creates a key of the default tenant with no limits of its own.</summary>
     Task<CreatedApiKey> CreateAsync(string name, CancellationToken cancellationToken);
+
+    Task<CreatedApiKey> CreateAsync(NewApiKey spec, CancellationToken cancellationToken);
+
+    /// <summary>Gives an active key a new secret (same id, tenant, limits); the old secret stops working. Null when no active key has that id.</summary>
+    Task<CreatedApiKey?> RotateAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Replaces an active key's limits and expiry; null when no active key has that id.</summary>
+    Task<ApiKeyRecord?> UpdateLimitsAsync(string id, KeyLimits limits, DateTimeOffset? expiresAt, CancellationToken cancellationToken);
 
     Task<IReadOnlyList<ApiKeyRecord>> ListAsync(CancellationToken cancellationToken);
 
@@ -65,6 +125,6 @@ public interface IKeyStore
 
     Task SetAdminKeyHashAsync(string hash, CancellationToken cancellationToken);
 
-    /// <summary>A number that changes whenever another connection or process commits a change (SQLite <c>data_version</c>).</summary>
+    /// <summary>A number that changes whenever a key or a tenant changes, in this process or another (the CLI).</summary>
     Task<long> GetChangeStampAsync(CancellationToken cancellationToken);
 }

@@ -23,6 +23,12 @@ public sealed class AttemptCancellation : IDisposable
     /// <summary>(Re)starts the timer: the attempt is cancelled unless the next step finishes within <paramref name="timeout"/>.</summary>
     public void Arm(TimeSpan timeout) => _source.CancelAfter(timeout);
 
+    /// <summary>
+    /// Stops the timer while the gateway itself is busy (writing to a slow client must not count as
+    /// upstream silence); the next <see cref="Arm"/> restarts it.
+    /// </summary>
+    public void Disarm() => _source.CancelAfter(Timeout.InfiniteTimeSpan);
+
     /// <summary>Cancels the upstream work now (the other side of a hedge, or cleanup).</summary>
     public void Cancel() => _source.Cancel();
 

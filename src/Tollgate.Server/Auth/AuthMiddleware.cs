@@ -1,17 +1,19 @@
+using Tollgate.Configuration;
 using Tollgate.Keys;
 using Tollgate.Server.Errors;
+using Tollgate.Tenancy;
 
 namespace Tollgate.Server.Auth;
 
-/// <summary>The authenticated client key of a <c>/v1</c> request.</summary>
-internal sealed record ClientKeyFeature(ApiKeyRecord Key);
+/// <summary>The authenticated client key of a <c>/v1</c> request, its tenant and the tenant's plan (null: none).</summary>
+internal sealed record ClientKeyFeature(ApiKeyRecord Key, Tenant Tenant, PlanOptions? Plan);
 
 /// <summary>
 /// Authenticates before routing: <c>/v1/*</c> needs an active client key (OpenAI error on failure),
 /// <c>/admin/*</c> and <c>/providers</c> need the admin key (ProblemDetails on failure). A request that
 /// fails here never reaches a handler, let alone a provider.
 /// </summary>
-internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, AdminKey adminKey)
+internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, TenantDirectory tenants, AdminKey adminKey, TimeProvider time)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -44,7 +46,32 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
                 return;
             }
 
-            context.Features.Set(new ClientKeyFeature(key));
+            if (key.IsExpired(time.GetUtcNow()))
+            {
+                await OpenAIError.WriteAsync(
+                    context,
+                    StatusCodes.Status401Unauthorized,
+                    $"The API key {key.Prefix}... expired at {key.ExpiresAt:O}. Ask the gateway's operator for a new key.",
+                    OpenAIError.Authentication,
+                    null,
+                    "expired_api_key").ConfigureAwait(false);
+                return;
+            }
+
+            var tenant = await tenants.FindAsync(key.TenantId, context.RequestAborted).ConfigureAwait(false);
+            if (tenant is null || tenant.Suspended)
+            {
+                await OpenAIError.WriteAsync(
+                    context,
+                    StatusCodes.Status403Forbidden,
+                    "The tenant that owns this API key is suspended. Ask the gateway's operator to resume it.",
+                    OpenAIError.Permission,
+                    null,
+                    "tenant_suspended").ConfigureAwait(false);
+                return;
+            }
+
+            context.Features.Set(new ClientKeyFeature(key, tenant, tenants.PlanOf(tenant)));
         }
         else if (path.StartsWithSegments("/admin") || path.StartsWithSegments("/providers"))
         {

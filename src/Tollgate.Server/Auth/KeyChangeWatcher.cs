@@ -3,11 +3,11 @@ using Tollgate.Keys;
 namespace Tollgate.Server.Auth;
 
 /// <summary>
-/// Polls SQLite's <c>data_version</c> once a second and clears the key cache when another connection
-/// or process (the <c>tollgate keys</c> CLI) committed a change, so a key revoked from the CLI stops
-/// working on a running server within a second.
+/// Polls the database's key-and-tenant change counter once a second and clears the key and tenant caches
+/// when it moved (a change made by the <c>tollgate keys</c> / <c>tollgate tenants</c> CLI, or here), so a key
+/// revoked or a tenant suspended from the CLI stops working on a running server within a second.
 /// </summary>
-internal sealed class KeyChangeWatcher(IKeyStore store, ClientKeyCache cache, TimeProvider time) : BackgroundService
+internal sealed class KeyChangeWatcher(IKeyStore store, ClientKeyCache cache, TenantDirectory tenants, TimeProvider time) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
 
@@ -22,6 +22,7 @@ internal sealed class KeyChangeWatcher(IKeyStore store, ClientKeyCache cache, Ti
             {
                 last = stamp;
                 cache.Invalidate();
+                tenants.Invalidate();
             }
         }
     }

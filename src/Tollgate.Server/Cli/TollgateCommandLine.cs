@@ -3,6 +3,7 @@ using System.Text.Json;
 using Tollgate.Configuration;
 using Tollgate.Keys;
 using Tollgate.Server.Endpoints.Admin;
+using Tollgate.Server.Endpoints.Usage;
 using Tollgate.Server.Hosting;
 using Tollgate.Server.Json;
 using Tollgate.Storage.Sqlite;
@@ -47,6 +48,8 @@ public static class TollgateCommandLine
         root.SetAction((result, ct) => ServeAsync(result, output, error, ct));
         root.Subcommands.Add(serve);
         root.Subcommands.Add(KeysCommand(output, error));
+        root.Subcommands.Add(TenantsCommand(output, error));
+        root.Subcommands.Add(UsageCommand(output, error));
         root.Subcommands.Add(AdminKeyCommand(output, error));
         root.Subcommands.Add(ConfigCommand(output, error));
 
@@ -99,30 +102,65 @@ public static class TollgateCommandLine
         var keys = new Command("keys", "Manage client API keys (tg-...).");
 
         var nameOption = new Option<string>("--name") { Description = "A name for the key, e.g. ci-pipeline", Required = true };
-        var create = new Command("create", "Create a key and print it once as JSON.") { nameOption };
-        create.SetAction((result, ct) => WithStoreAsync(result, error, async store =>
+        var tenantOption = new Option<string?>("--tenant") { Description = "The tenant id that owns the key (default: the default tenant)" };
+        var tokensOption = new Option<long?>("--monthly-tokens") { Description = "Tokens per calendar month for this key" };
+        var budgetOption = new Option<decimal?>("--monthly-budget-usd") { Description = "Provider cost in USD per calendar month for this key" };
+        var rpmOption = new Option<int?>("--rpm") { Description = "Requests per minute for this key" };
+        var tpmOption = new Option<int?>("--tpm") { Description = "Tokens per minute for this key" };
+        var modelsOption = new Option<string?>("--models") { Description = "Comma-separated model names this key may use (default: all)" };
+        var expiresOption = new Option<DateTimeOffset?>("--expires-at") { Description = "When the key stops working (ISO 8601)" };
+        Option[] limitOptions = [tokensOption, budgetOption, rpmOption, tpmOption, modelsOption, expiresOption];
+
+        LimitsDto? Limits(ParseResult result) => new LimitsDto(
+            result.GetValue(tokensOption),
+            result.GetValue(budgetOption),
+            result.GetValue(rpmOption),
+            result.GetValue(tpmOption),
+            result.GetValue(modelsOption)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList());
+
+        var create = new Command("create", "Create a key and print it once as JSON.") { nameOption, tenantOption };
+        foreach (var option in limitOptions)
         {
-            var created = await store.CreateAsync(result.GetValue(nameOption)!, ct).ConfigureAwait(false);
-            var r = created.Record;
-            output.WriteLine(JsonSerializer.Serialize(new CreatedKeyResponse(r.Id, created.Key, r.Prefix, r.Name, r.CreatedAt), ServerJsonContext.Default.CreatedKeyResponse));
+            create.Options.Add(option);
+        }
+
+        create.SetAction((result, ct) => WithStoresAsync(result, error, async stores =>
+        {
+            var limits = Limits(result);
+            if (KeysEndpoints.Check(limits) is { } problem)
+            {
+                error.WriteLine(problem);
+                return 1;
+            }
+
+            var tenant = result.GetValue(tenantOption) ?? Tenancy.Tenant.DefaultId;
+            if (!(await stores.Tenants.ListAsync(ct).ConfigureAwait(false)).Any(t => t.Id == tenant))
+            {
+                error.WriteLine($"No tenant has id '{tenant}' ('tollgate tenants list' shows them).");
+                return 1;
+            }
+
+            var created = await stores.Keys.CreateAsync(new NewApiKey(result.GetValue(nameOption)!, tenant, limits?.ToLimits(), result.GetValue(expiresOption)), ct).ConfigureAwait(false);
+            output.WriteLine(JsonSerializer.Serialize(KeysEndpoints.ToCreated(created), ServerJsonContext.Default.CreatedKeyResponse));
             return 0;
         }, ct));
 
-        var list = new Command("list", "List keys (by prefix; the keys themselves are not stored).");
-        list.SetAction((result, ct) => WithStoreAsync(result, error, async store =>
+        var list = new Command("list", "List keys (by prefix; the keys themselves are not stored).") { tenantOption };
+        list.SetAction((result, ct) => WithStoresAsync(result, error, async stores =>
         {
-            var all = await store.ListAsync(ct).ConfigureAwait(false);
-            var response = new KeyListResponse([.. all.Select(k => new KeyEntry(k.Id, k.Name, k.Prefix, k.CreatedAt, k.RevokedAt, k.IsActive))]);
+            var tenant = result.GetValue(tenantOption);
+            var all = await stores.Keys.ListAsync(ct).ConfigureAwait(false);
+            var response = new KeyListResponse([.. all.Where(k => tenant is null || k.TenantId == tenant).Select(KeysEndpoints.ToEntry)]);
             output.WriteLine(JsonSerializer.Serialize(response, ServerJsonContext.Default.KeyListResponse));
             return 0;
         }, ct));
 
         var idArgument = new Argument<string>("id") { Description = "The key id (key_...)" };
         var revoke = new Command("revoke", "Revoke a key; a running server stops accepting it within a second.") { idArgument };
-        revoke.SetAction((result, ct) => WithStoreAsync(result, error, async store =>
+        revoke.SetAction((result, ct) => WithStoresAsync(result, error, async stores =>
         {
             var id = result.GetValue(idArgument)!;
-            if (!await store.RevokeAsync(id, ct).ConfigureAwait(false))
+            if (!await stores.Keys.RevokeAsync(id, ct).ConfigureAwait(false))
             {
                 error.WriteLine($"No active key has id '{id}'.");
                 return 1;
@@ -132,10 +170,149 @@ public static class TollgateCommandLine
             return 0;
         }, ct));
 
+        var rotate = new Command("rotate", "Give a key a new secret (same id, tenant and limits), print it once; the old secret stops working within a second.") { idArgument };
+        rotate.SetAction((result, ct) => WithStoresAsync(result, error, async stores =>
+        {
+            var id = result.GetValue(idArgument)!;
+            if (await stores.Keys.RotateAsync(id, ct).ConfigureAwait(false) is not { } rotated)
+            {
+                error.WriteLine($"No active key has id '{id}'.");
+                return 1;
+            }
+
+            output.WriteLine(JsonSerializer.Serialize(KeysEndpoints.ToCreated(rotated), ServerJsonContext.Default.CreatedKeyResponse));
+            return 0;
+        }, ct));
+
+        var setLimits = new Command("limits", "Replace a key's limits and expiry (options left out are removed).") { idArgument };
+        foreach (var option in limitOptions)
+        {
+            setLimits.Options.Add(option);
+        }
+
+        setLimits.SetAction((result, ct) => WithStoresAsync(result, error, async stores =>
+        {
+            var id = result.GetValue(idArgument)!;
+            var limits = Limits(result);
+            if (KeysEndpoints.Check(limits) is { } problem)
+            {
+                error.WriteLine(problem);
+                return 1;
+            }
+
+            if (await stores.Keys.UpdateLimitsAsync(id, limits?.ToLimits() ?? KeyLimits.None, result.GetValue(expiresOption), ct).ConfigureAwait(false) is not { } updated)
+            {
+                error.WriteLine($"No active key has id '{id}'.");
+                return 1;
+            }
+
+            output.WriteLine(JsonSerializer.Serialize(KeysEndpoints.ToEntry(updated), ServerJsonContext.Default.KeyEntry));
+            return 0;
+        }, ct));
+
         keys.Subcommands.Add(create);
         keys.Subcommands.Add(list);
         keys.Subcommands.Add(revoke);
+        keys.Subcommands.Add(rotate);
+        keys.Subcommands.Add(setLimits);
         return keys;
+    }
+
+    private static Command TenantsCommand(TextWriter output, TextWriter error)
+    {
+        var tenants = new Command("tenants", "Manage tenants (who owns keys, on which plan).");
+        var nameOption = new Option<string>("--name") { Description = "The tenant's name, e.g. acme", Required = true };
+        var planOption = new Option<string?>("--plan") { Description = "A plan under 'plans' (built in: free, starter, pro, business; 'none' removes it)" };
+        var create = new Command("create", "Create a tenant (plan: free unless given) and print it as JSON.") { nameOption, planOption };
+        create.SetAction((result, ct) => WithStoresAsync(result, error, async stores =>
+        {
+            var plan = result.GetValue(planOption) ?? "free";
+            if (TenantsEndpoints.CheckPlan(plan, stores.Options) is { } problem)
+            {
+                error.WriteLine(problem);
+                return 1;
+            }
+
+            var tenant = await stores.Tenants.CreateAsync(result.GetValue(nameOption)!, plan, ct).ConfigureAwait(false);
+            output.WriteLine(JsonSerializer.Serialize(TenantsEndpoints.ToResponse(tenant, stores.Options), ServerJsonContext.Default.TenantResponse));
+            return 0;
+        }, ct));
+
+        var list = new Command("list", "List tenants as JSON.");
+        list.SetAction((result, ct) => WithStoresAsync(result, error, async stores =>
+        {
+            var all = await stores.Tenants.ListAsync(ct).ConfigureAwait(false);
+            output.WriteLine(JsonSerializer.Serialize(new TenantListResponse([.. all.Select(t => TenantsEndpoints.ToResponse(t, stores.Options))]), ServerJsonContext.Default.TenantListResponse));
+            return 0;
+        }, ct));
+
+        var idArgument = new Argument<string>("id") { Description = "The tenant id (ten_... or default)" };
+        var suspendOption = new Option<bool>("--suspend") { Description = "Suspend the tenant: its keys are refused (403)" };
+        var resumeOption = new Option<bool>("--resume") { Description = "Resume a suspended tenant" };
+        var set = new Command("set", "Change a tenant's plan and/or suspend or resume it; a running server applies it within a second.") { idArgument, planOption, suspendOption, resumeOption };
+        set.SetAction((result, ct) => WithStoresAsync(result, error, async stores =>
+        {
+            var plan = result.GetValue(planOption);
+            var clear = string.Equals(plan, TenantsEndpoints.NoPlan, StringComparison.OrdinalIgnoreCase);
+            bool? suspended = result.GetValue(suspendOption) ? true : result.GetValue(resumeOption) ? false : null;
+            if (plan is null && suspended is null)
+            {
+                error.WriteLine("Nothing to change: give --plan, --suspend or --resume.");
+                return 1;
+            }
+
+            if (plan is not null && !clear && TenantsEndpoints.CheckPlan(plan, stores.Options) is { } problem)
+            {
+                error.WriteLine(problem);
+                return 1;
+            }
+
+            var id = result.GetValue(idArgument)!;
+            if (await stores.Tenants.UpdateAsync(id, clear ? null : plan, clear, suspended, ct).ConfigureAwait(false) is not { } tenant)
+            {
+                error.WriteLine($"No tenant has id '{id}'.");
+                return 1;
+            }
+
+            output.WriteLine(JsonSerializer.Serialize(TenantsEndpoints.ToResponse(tenant, stores.Options), ServerJsonContext.Default.TenantResponse));
+            return 0;
+        }, ct));
+
+        tenants.Subcommands.Add(create);
+        tenants.Subcommands.Add(list);
+        tenants.Subcommands.Add(set);
+        return tenants;
+    }
+
+    private static Command UsageCommand(TextWriter output, TextWriter error)
+    {
+        var tenantOption = new Option<string?>("--tenant") { Description = "Only this tenant (default: all)" };
+        var fromOption = new Option<string?>("--from") { Description = "Start, a date (2025-01-01) or ISO 8601 time (default: start of this month, UTC)" };
+        var toOption = new Option<string?>("--to") { Description = "End, a date (inclusive) or ISO 8601 time (exclusive) (default: now)" };
+        var groupOption = new Option<string?>("--group-by") { Description = "Comma-separated: day, model, provider, tenant, key (default: day)" };
+        var formatOption = new Option<string?>("--format") { Description = "json (default) or csv" };
+        var usage = new Command("usage", "Usage report from the ledger (the same as GET /admin/usage).") { tenantOption, fromOption, toOption, groupOption, formatOption };
+        usage.SetAction((result, ct) => WithStoresAsync(result, error, async stores =>
+        {
+            var query = UsageEndpoints.Parse(result.GetValue(tenantOption), result.GetValue(fromOption), result.GetValue(toOption), result.GetValue(groupOption), TimeProvider.System.GetUtcNow(), out var problem);
+            if (query is null)
+            {
+                error.WriteLine(problem);
+                return 1;
+            }
+
+            var rows = await stores.Ledger.QueryAsync(query, ct).ConfigureAwait(false);
+            if (string.Equals(result.GetValue(formatOption), "csv", StringComparison.OrdinalIgnoreCase))
+            {
+                output.Write(UsageEndpoints.ToCsv(query, rows));
+                return 0;
+            }
+
+            var report = new UsageReportResponse(query.TenantId, query.From, query.To, UsageEndpoints.GroupNamesOf(query), [.. rows], UsageEndpoints.Total(rows), null);
+            output.WriteLine(JsonSerializer.Serialize(report, ServerJsonContext.Default.UsageReportResponse));
+            return 0;
+        }, ct));
+        return usage;
     }
 
     private static Command AdminKeyCommand(TextWriter output, TextWriter error)
@@ -178,7 +355,10 @@ public static class TollgateCommandLine
         return config;
     }
 
-    private static async Task<int> WithStoreAsync(ParseResult result, TextWriter error, Func<SqliteKeyStore, Task<int>> action, CancellationToken cancellationToken)
+    private static Task<int> WithStoreAsync(ParseResult result, TextWriter error, Func<SqliteKeyStore, Task<int>> action, CancellationToken cancellationToken) =>
+        WithStoresAsync(result, error, stores => action(stores.Keys), cancellationToken);
+
+    private static async Task<int> WithStoresAsync(ParseResult result, TextWriter error, Func<CliStores, Task<int>> action, CancellationToken cancellationToken)
     {
         if (!TryLoad(result, error, out var options, out _))
         {
@@ -187,9 +367,13 @@ public static class TollgateCommandLine
 
         var database = new SqliteDatabase(GatewayStartup.ResolveDataDirectory(result.GetValue(DataDirOption), options));
         await database.MigrateAsync(cancellationToken).ConfigureAwait(false);
-        using var store = new SqliteKeyStore(database, TimeProvider.System);
-        return await action(store).ConfigureAwait(false);
+        using var keys = new SqliteKeyStore(database, TimeProvider.System);
+        await using var ledger = new SqliteLedgerStore(database);
+        return await action(new CliStores(options, keys, new SqliteTenantStore(database, TimeProvider.System), ledger)).ConfigureAwait(false);
     }
+
+    /// <summary>What a management verb works on: the same database a running server uses.</summary>
+    private sealed record CliStores(TollgateOptions Options, SqliteKeyStore Keys, SqliteTenantStore Tenants, SqliteLedgerStore Ledger);
 
     private static bool TryLoad(ParseResult result, TextWriter error, out TollgateOptions options, out SecretSource secrets)
     {

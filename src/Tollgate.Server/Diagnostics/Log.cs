@@ -29,4 +29,16 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "Admin: health state reset for {Count} deployments")]
     public static partial void HealthReset(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Information, Message = "Admin: rotated key {KeyId}")]
+    public static partial void KeyRotated(ILogger logger, string keyId);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Information, Message = "Admin: tenant {TenantId} created or changed (plan {Plan}, suspended {Suspended})")]
+    public static partial void TenantChanged(ILogger logger, string tenantId, string plan, bool suspended);
+
+    [LoggerMessage(EventId = 4000, Level = LogLevel.Error, Message = "Ledger: a batch of {Count} rows could not be committed")]
+    public static partial void LedgerWriteFailed(ILogger logger, Exception exception, int count);
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Request {RequestId}: refused by a limit ({Code})")]
+    public static partial void LimitRefused(ILogger logger, string requestId, string code);
 }

@@ -10,6 +10,8 @@ internal static class OpenAIError
 {
     public const string InvalidRequest = "invalid_request_error";
     public const string Authentication = "authentication_error";
+    public const string Permission = "permission_error";
+    public const string RateLimit = "rate_limit_error";
     public const string NotFound = "not_found_error";
     public const string Api = "api_error";
     public const string Upstream = "upstream_error";

@@ -1,14 +1,20 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Tollgate.Keys;
+using Tollgate.Metering;
 using Tollgate.Providers;
+using Tollgate.Providers.Anthropic;
+using Tollgate.Providers.Gemini;
 using Tollgate.Providers.OpenAI;
 using Tollgate.Routing;
 using Tollgate.Server.Auth;
 using Tollgate.Server.Dispatch;
 using Tollgate.Server.Endpoints.Admin;
 using Tollgate.Server.Endpoints.OpenAI;
+using Tollgate.Server.Endpoints.Usage;
 using Tollgate.Server.Json;
+using Tollgate.Server.Metering;
 using Tollgate.Storage.Sqlite;
+using Tollgate.Tenancy;
 
 namespace Tollgate.Server.Hosting;
 
@@ -37,10 +43,18 @@ public static class GatewayHost
         services.AddSingleton(settings.Options);
         services.AddSingleton(sp => Catalog.Build(settings.Options, settings.Secrets, settings.Time));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, OpenAICompatibleAdapter>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, GeminiAdapter>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, AnthropicAdapter>());
         services.AddSingleton<GatewayDispatcher>();
         services.AddSingleton(new SqliteDatabase(settings.DataDirectory));
         services.AddSingleton<IKeyStore, SqliteKeyStore>();
+        services.AddSingleton<ITenantStore, SqliteTenantStore>();
+        services.AddSingleton<ILedgerStore, SqliteLedgerStore>();
+        services.AddSingleton<UsageLimiter>();
+        services.AddSingleton<LedgerWriter>();
+        services.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());
         services.AddSingleton<ClientKeyCache>();
+        services.AddSingleton<TenantDirectory>();
         services.AddSingleton(new AdminKey(adminKeyHash));
         services.AddSingleton<ModelCatalogClock>();
         services.AddHostedService<KeyChangeWatcher>();
@@ -55,6 +69,8 @@ public static class GatewayHost
         app.MapHealth();
         var admin = app.MapGroup("/admin");
         admin.MapKeys();
+        admin.MapTenants();
+        admin.MapUsageAdmin();
         admin.MapHealthAdmin();
         app.MapGet("/", () => TypedResults.Text("Tollgate LLM gateway. OpenAI-compatible API under /v1; health at /health.\n"));
         return app;

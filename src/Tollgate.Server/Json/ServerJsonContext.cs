@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using Tollgate.Server.Endpoints.Admin;
 using Tollgate.Server.Endpoints.OpenAI;
+using Tollgate.Server.Endpoints.Usage;
 
 namespace Tollgate.Server.Json;
 
@@ -12,6 +13,13 @@ namespace Tollgate.Server.Json;
 [JsonSerializable(typeof(CreatedKeyResponse))]
 [JsonSerializable(typeof(KeyListResponse))]
 [JsonSerializable(typeof(KeyEntry))]
+[JsonSerializable(typeof(UpdateKeyRequest))]
+[JsonSerializable(typeof(CreateTenantRequest))]
+[JsonSerializable(typeof(UpdateTenantRequest))]
+[JsonSerializable(typeof(TenantResponse))]
+[JsonSerializable(typeof(TenantListResponse))]
+[JsonSerializable(typeof(TenantDetailResponse))]
+[JsonSerializable(typeof(UsageReportResponse))]
 [JsonSerializable(typeof(ProvidersResponse))]
 [JsonSerializable(typeof(ProviderStatus))]
 [JsonSerializable(typeof(DeploymentStatus))]

@@ -25,6 +25,69 @@ public sealed class SqliteDatabase
                 value  TEXT NOT NULL
             );
             """),
+        (2, "tenants, key limits, usage ledger", """
+            CREATE TABLE tenants (
+                id          TEXT PRIMARY KEY,
+                name        TEXT NOT NULL,
+                plan        TEXT NULL,
+                suspended   INTEGER NOT NULL DEFAULT 0,
+                created_at  TEXT NOT NULL
+            );
+            -- Every key made before tenancy belongs to the default tenant, which has no plan (no limits).
+            INSERT INTO tenants (id, name, plan, suspended, created_at)
+                VALUES ('default', 'default', NULL, 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+
+            -- SQLite cannot add a REFERENCES column with a non-null default while foreign keys are on;
+            -- the stores only ever write existing tenant ids.
+            ALTER TABLE api_keys ADD COLUMN tenant_id TEXT NOT NULL DEFAULT 'default';
+            ALTER TABLE api_keys ADD COLUMN monthly_tokens INTEGER NULL;
+            ALTER TABLE api_keys ADD COLUMN monthly_budget_usd TEXT NULL;   -- decimal as text, never REAL
+            ALTER TABLE api_keys ADD COLUMN rpm INTEGER NULL;
+            ALTER TABLE api_keys ADD COLUMN tpm INTEGER NULL;
+            ALTER TABLE api_keys ADD COLUMN models TEXT NULL;               -- newline-separated allow-list
+            ALTER TABLE api_keys ADD COLUMN expires_at TEXT NULL;
+            CREATE INDEX api_keys_tenant ON api_keys (tenant_id);
+
+            -- A counter bumped by every change to keys or tenants: what running servers poll to drop caches,
+            -- so ledger writes (which are constant) do not look like key changes.
+            INSERT INTO settings (name, value) VALUES ('auth_version', '0');
+            CREATE TRIGGER api_keys_ins AFTER INSERT ON api_keys BEGIN UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE name = 'auth_version'; END;
+            CREATE TRIGGER api_keys_upd AFTER UPDATE ON api_keys BEGIN UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE name = 'auth_version'; END;
+            CREATE TRIGGER api_keys_del AFTER DELETE ON api_keys BEGIN UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE name = 'auth_version'; END;
+            CREATE TRIGGER tenants_ins AFTER INSERT ON tenants BEGIN UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE name = 'auth_version'; END;
+            CREATE TRIGGER tenants_upd AFTER UPDATE ON tenants BEGIN UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE name = 'auth_version'; END;
+            CREATE TRIGGER tenants_del AFTER DELETE ON tenants BEGIN UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE name = 'auth_version'; END;
+
+            -- One row per request. Money in integer picodollars (exact sums); times in Unix milliseconds (UTC).
+            CREATE TABLE ledger (
+                seq               INTEGER PRIMARY KEY,
+                request_id        TEXT NOT NULL,
+                ts_ms             INTEGER NOT NULL,
+                tenant_id         TEXT NOT NULL,
+                key_id            TEXT NOT NULL,
+                model             TEXT NOT NULL,
+                route             TEXT NULL,
+                provider          TEXT NULL,
+                deployment        TEXT NULL,
+                attempts          INTEGER NOT NULL,
+                input_uncached    INTEGER NOT NULL,
+                input_cached      INTEGER NOT NULL,
+                cache_write_5m    INTEGER NOT NULL,
+                cache_write_1h    INTEGER NOT NULL,
+                output_text       INTEGER NOT NULL,
+                output_reasoning  INTEGER NOT NULL,
+                usage_source      TEXT NULL,
+                cost_pusd         INTEGER NULL,
+                price_pusd        INTEGER NOT NULL,
+                first_byte_ms     INTEGER NULL,
+                total_ms          INTEGER NOT NULL,
+                status            INTEGER NOT NULL,
+                error_code        TEXT NULL
+            );
+            CREATE INDEX ledger_tenant_time ON ledger (tenant_id, ts_ms);
+            CREATE INDEX ledger_time ON ledger (ts_ms);
+            CREATE INDEX ledger_request ON ledger (request_id);
+            """),
     ];
 
     public SqliteDatabase(string dataDirectory)

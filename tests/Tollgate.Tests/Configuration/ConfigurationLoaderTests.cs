@@ -13,7 +13,11 @@ public sealed class ConfigurationLoaderTests
     {
         var options = ConfigurationLoader.Load((JsonObject?)null, NoEnvironment);
 
-        Assert.Equal(["deepseek", "groq", "ollama", "openai", "openrouter"], options.Providers.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["anthropic", "deepseek", "gemini", "groq", "ollama", "openai", "openrouter"], options.Providers.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal("anthropic", options.Providers["anthropic"].Type);
+        Assert.Equal("gemini", options.Providers["gemini"].Type);
+        Assert.Equal(1.25m, options.Models["anthropic/claude-haiku-4-5"].CacheWrite5mPerMillion);
+        Assert.Equal(0.03m, options.Models["gemini/gemini-2.5-flash"].CachedInputPerMillion);
         Assert.Equal("DEEPSEEK_API_KEY", options.Providers["deepseek"].ApiKeyEnv);
         Assert.Null(options.Providers["ollama"].ApiKeyEnv);
         Assert.Equal("http://localhost:11434/v1", options.Providers["ollama"].BaseUrl);
@@ -89,8 +93,8 @@ public sealed class ConfigurationLoaderTests
 
     [Theory]
     [InlineData("grpc", "unknown provider type 'grpc'")]
-    [InlineData("anthropic", "provider type 'anthropic' is recognised but its adapter is not available")]
-    public void Load_ProviderType_MustBeKnownAndSupported(string type, string expected)
+    [InlineData("bedrock", "unknown provider type 'bedrock'")]
+    public void Load_ProviderType_MustBeKnown(string type, string expected)
     {
         var provider = Configs.Provider(new Uri("http://127.0.0.1:1/v1"));
         provider["type"] = type;

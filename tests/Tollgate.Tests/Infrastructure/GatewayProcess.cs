@@ -104,6 +104,13 @@ public sealed partial class GatewayProcess : IAsyncDisposable
         return new Uri(match.Groups[1].Value.TrimEnd('/') + "/");
     }
 
+    /// <summary>Kills the process at once (SIGKILL on Unix): no shutdown code runs, as in a crash or an OOM kill.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill();
+        await _process.WaitForExitAsync();
+    }
+
     private void OnLine(string? line)
     {
         if (line is null)

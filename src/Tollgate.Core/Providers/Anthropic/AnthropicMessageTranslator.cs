@@ -247,7 +247,7 @@ internal static class AnthropicMessageTranslator
 
         try
         {
-            using var input = JsonDocument.Parse(arguments);
+            using var input = JsonDocument.Parse(arguments, AnthropicRequestTranslator.DocumentOptions);
             if (input.RootElement.ValueKind != JsonValueKind.Object)
             {
                 throw new RequestTranslationException($"{block.At}.function.arguments must be a JSON object for Anthropic.");

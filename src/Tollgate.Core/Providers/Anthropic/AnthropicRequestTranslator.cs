@@ -24,6 +24,9 @@ internal static class AnthropicRequestTranslator
     // Used when a deployment is configured with maxOutputTokens 0 and the client sets no limit: Anthropic requires one.
     private const int FallbackMaxTokens = 4_096;
 
+    // As deep as RequestParser accepts, so a body that passed validation always parses here (deep tool schemas).
+    internal static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 128 };
+
     private const string JsonObjectInstruction =
         "Respond with a single valid JSON object and nothing else: no prose before or after it and no Markdown code fences.";
 
@@ -38,7 +41,7 @@ internal static class AnthropicRequestTranslator
             throw new RequestTranslationException($"Anthropic does not support n>1 (n={request.Choices}): it returns one choice per request. Send n=1, or several requests.");
         }
 
-        using var document = JsonDocument.Parse(request.Body);
+        using var document = JsonDocument.Parse(request.Body, DocumentOptions);
         var root = document.RootElement;
         if (root.TryGetProperty("functions"u8, out var functions) && functions.ValueKind != JsonValueKind.Null)
         {

@@ -1,53 +1,128 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Tollgate.Keys;
 using Tollgate.Server.Auth;
 using Tollgate.Server.Diagnostics;
 using Tollgate.Server.Json;
+using Tollgate.Tenancy;
 
 namespace Tollgate.Server.Endpoints.Admin;
 
-/// <summary>Client key management: create (the key is returned once), list (by prefix), revoke (effective at once).</summary>
+/// <summary>
+/// Client key management: create for a tenant with limits (the key is returned once), list (by prefix),
+/// change limits, rotate (a new secret, same id), revoke (effective at once).
+/// </summary>
 internal static class KeysEndpoints
 {
     public static RouteGroupBuilder MapKeys(this RouteGroupBuilder admin)
     {
         admin.MapPost("/keys", CreateAsync);
         admin.MapGet("/keys", ListAsync);
+        admin.MapPatch("/keys/{id}", UpdateAsync);
+        admin.MapPost("/keys/{id}/rotate", RotateAsync);
         admin.MapDelete("/keys/{id}", RevokeAsync);
         return admin;
     }
 
-    private static async Task<Results<Created<CreatedKeyResponse>, ProblemHttpResult>> CreateAsync(
-        HttpRequest request, IKeyStore store, ClientKeyCache cache, ILogger<KeysLog> logger, CancellationToken cancellationToken)
+    public static CreatedKeyResponse ToCreated(CreatedApiKey created)
     {
-        CreateKeyRequest? body;
-        try
+        var r = created.Record;
+        return new CreatedKeyResponse(r.Id, created.Key, r.Prefix, r.Name, r.CreatedAt, r.TenantId, LimitsDto.From(r.Limits), r.ExpiresAt);
+    }
+
+    public static KeyEntry ToEntry(ApiKeyRecord k) =>
+        new(k.Id, k.Name, k.Prefix, k.CreatedAt, k.RevokedAt, k.IsActive, k.TenantId, LimitsDto.From(k.Limits), k.ExpiresAt);
+
+    /// <summary>Null when the limits are valid; else the problem.</summary>
+    public static string? Check(LimitsDto? limits)
+    {
+        if (limits is null)
         {
-            body = await request.ReadFromJsonAsync(ServerJsonContext.Default.CreateKeyRequest, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is JsonException or InvalidOperationException or BadHttpRequestException)
-        {
-            return TypedResults.Problem(statusCode: 400, title: "Invalid request body", detail: "Send a JSON object such as {\"name\": \"ci-pipeline\"}.");
+            return null;
         }
 
-        var name = body?.Name?.Trim();
+        if (limits.MonthlyTokens is < 0 || limits.MonthlyBudgetUsd is < 0)
+        {
+            return "'monthlyTokens' and 'monthlyBudgetUsd' must not be negative.";
+        }
+
+        if (limits.Rpm is <= 0 || limits.Tpm is <= 0)
+        {
+            return "'rpm' and 'tpm' must be positive when set.";
+        }
+
+        return limits.Models?.Any(string.IsNullOrWhiteSpace) == true ? "'models' must list model names." : null;
+    }
+
+    private static async Task<Results<Created<CreatedKeyResponse>, ProblemHttpResult>> CreateAsync(
+        HttpRequest request, IKeyStore store, ITenantStore tenants, ClientKeyCache cache, ILogger<KeysLog> logger, CancellationToken cancellationToken)
+    {
+        var body = await TenantsEndpoints.ReadAsync(request, ServerJsonContext.Default.CreateKeyRequest, cancellationToken).ConfigureAwait(false);
+        if (body is null)
+        {
+            return TypedResults.Problem(statusCode: 400, title: "Invalid request body", detail: "Send a JSON object such as {\"name\": \"ci-pipeline\", \"tenant\": \"ten_...\"}.");
+        }
+
+        var name = body.Name?.Trim();
         if (string.IsNullOrEmpty(name) || name.Length > 200)
         {
             return TypedResults.Problem(statusCode: 400, title: "Invalid key name", detail: "'name' is required (1 to 200 characters).");
         }
 
-        var created = await store.CreateAsync(name, cancellationToken).ConfigureAwait(false);
+        if (Check(body.Limits) is { } problem)
+        {
+            return TypedResults.Problem(statusCode: 400, title: "Invalid limits", detail: problem);
+        }
+
+        var tenantId = body.Tenant ?? Tenant.DefaultId;
+        var all = await tenants.ListAsync(cancellationToken).ConfigureAwait(false);
+        if (!all.Any(t => t.Id == tenantId))
+        {
+            return TypedResults.Problem(statusCode: 400, title: "Unknown tenant", detail: $"No tenant has id '{tenantId}' (GET /admin/tenants lists them).");
+        }
+
+        var created = await store.CreateAsync(new NewApiKey(name, tenantId, body.Limits?.ToLimits(), body.ExpiresAt), cancellationToken).ConfigureAwait(false);
         cache.Invalidate();
         Log.KeyCreated(logger, created.Record.Id, created.Record.Prefix);
-        var r = created.Record;
-        return TypedResults.Created($"/admin/keys/{r.Id}", new CreatedKeyResponse(r.Id, created.Key, r.Prefix, r.Name, r.CreatedAt));
+        return TypedResults.Created($"/admin/keys/{created.Record.Id}", ToCreated(created));
     }
 
-    private static async Task<Ok<KeyListResponse>> ListAsync(IKeyStore store, CancellationToken cancellationToken)
+    private static async Task<Ok<KeyListResponse>> ListAsync(IKeyStore store, string? tenant, CancellationToken cancellationToken)
     {
         var keys = await store.ListAsync(cancellationToken).ConfigureAwait(false);
-        return TypedResults.Ok(new KeyListResponse([.. keys.Select(k => new KeyEntry(k.Id, k.Name, k.Prefix, k.CreatedAt, k.RevokedAt, k.IsActive))]));
+        return TypedResults.Ok(new KeyListResponse([.. keys.Where(k => tenant is null || k.TenantId == tenant).Select(ToEntry)]));
+    }
+
+    private static async Task<Results<Ok<KeyEntry>, ProblemHttpResult>> UpdateAsync(
+        string id, HttpRequest request, IKeyStore store, ClientKeyCache cache, CancellationToken cancellationToken)
+    {
+        var body = await TenantsEndpoints.ReadAsync(request, ServerJsonContext.Default.UpdateKeyRequest, cancellationToken).ConfigureAwait(false);
+        if (body is null || Check(body.Limits) is not null)
+        {
+            return TypedResults.Problem(statusCode: 400, title: "Invalid limits", detail: Check(body?.Limits) ?? "Send {\"limits\": {...}, \"expiresAt\": \"...\"}.");
+        }
+
+        var updated = await store.UpdateLimitsAsync(id, body.Limits?.ToLimits() ?? KeyLimits.None, body.ExpiresAt, cancellationToken).ConfigureAwait(false);
+        if (updated is null)
+        {
+            return TypedResults.Problem(statusCode: 404, title: "Key not found", detail: $"No active key has id '{id}'.");
+        }
+
+        cache.Invalidate();
+        return TypedResults.Ok(ToEntry(updated));
+    }
+
+    private static async Task<Results<Ok<CreatedKeyResponse>, ProblemHttpResult>> RotateAsync(
+        string id, IKeyStore store, ClientKeyCache cache, ILogger<KeysLog> logger, CancellationToken cancellationToken)
+    {
+        var rotated = await store.RotateAsync(id, cancellationToken).ConfigureAwait(false);
+        if (rotated is null)
+        {
+            return TypedResults.Problem(statusCode: 404, title: "Key not found", detail: $"No active key has id '{id}'.");
+        }
+
+        cache.Invalidate();
+        Log.KeyRotated(logger, id);
+        return TypedResults.Ok(ToCreated(rotated));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(
@@ -64,14 +139,29 @@ internal static class KeysEndpoints
     }
 }
 
-/// <summary>Log category for key administration.</summary>
+/// <summary>Log category for key and tenant administration.</summary>
 internal sealed class KeysLog;
 
-internal sealed record CreateKeyRequest(string? Name);
+/// <summary>A key's limits on the wire; every field optional.</summary>
+internal sealed record LimitsDto(long? MonthlyTokens, decimal? MonthlyBudgetUsd, int? Rpm, int? Tpm, List<string>? Models)
+{
+    public static LimitsDto? From(KeyLimits? limits) =>
+        limits is null ? null : new(limits.MonthlyTokens, limits.MonthlyBudgetUsd, limits.Rpm, limits.Tpm, limits.Models is { Count: > 0 } m ? [.. m] : null);
+
+    public KeyLimits? ToLimits()
+    {
+        var limits = new KeyLimits(MonthlyTokens, MonthlyBudgetUsd, Rpm, Tpm, Models is { Count: > 0 } ? Models : null);
+        return limits.MonthlyTokens is null && limits.MonthlyBudgetUsd is null && limits.Rpm is null && limits.Tpm is null && limits.Models is null ? null : limits;
+    }
+}
+
+internal sealed record CreateKeyRequest(string? Name, string? Tenant, LimitsDto? Limits, DateTimeOffset? ExpiresAt);
+
+internal sealed record UpdateKeyRequest(LimitsDto? Limits, DateTimeOffset? ExpiresAt);
 
 /// <summary>The one response that contains the key itself.</summary>
-internal sealed record CreatedKeyResponse(string Id, string Key, string Prefix, string Name, DateTimeOffset CreatedAt);
+internal sealed record CreatedKeyResponse(string Id, string Key, string Prefix, string Name, DateTimeOffset CreatedAt, string Tenant, LimitsDto? Limits, DateTimeOffset? ExpiresAt);
 
-internal sealed record KeyEntry(string Id, string Name, string Prefix, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt, bool Active);
+internal sealed record KeyEntry(string Id, string Name, string Prefix, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt, bool Active, string Tenant, LimitsDto? Limits, DateTimeOffset? ExpiresAt);
 
 internal sealed record KeyListResponse(List<KeyEntry> Data);

@@ -1,0 +1,139 @@
+namespace Tollgate.Metering;
+
+/// <summary>
+/// One request in the usage ledger, success or failure. Never holds a prompt or a completion: ids, names,
+/// token counts, money, timings and codes only. Money is exact: integer picodollars (see <see cref="Money"/>).
+/// </summary>
+public sealed record LedgerEntry
+{
+    public required string RequestId { get; init; }
+
+    /// <summary>When the request arrived, in Unix milliseconds (UTC).</summary>
+    public required long TimestampMs { get; init; }
+
+    public required string TenantId { get; init; }
+
+    public required string KeyId { get; init; }
+
+    /// <summary>The model name the client asked for; empty when the body had none.</summary>
+    public required string Model { get; init; }
+
+    /// <summary>The route that served (or would have served) it; null when none was found.</summary>
+    public string? Route { get; init; }
+
+    public string? Provider { get; init; }
+
+    public string? Deployment { get; init; }
+
+    public int Attempts { get; init; }
+
+    public UsageBuckets Usage { get; init; }
+
+    /// <summary>Null when no usage was recorded (the request never got an answer).</summary>
+    public UsageSource? UsageSource { get; init; }
+
+    /// <summary>What the provider charges, in picodollars; null when a needed price is unknown.</summary>
+    public long? CostPicoUsd { get; init; }
+
+    /// <summary>What the tenant is charged for this request beyond its plan's included tokens, in picodollars.</summary>
+    public long PricePicoUsd { get; init; }
+
+    /// <summary>Milliseconds until the upstream's first byte (the first event for streams); null without an answer.</summary>
+    public long? FirstByteMs { get; init; }
+
+    public long TotalMs { get; init; }
+
+    /// <summary>The HTTP status the client got (499 when the client went away).</summary>
+    public int Status { get; init; }
+
+    /// <summary>The OpenAI error <c>code</c> given to the client, or a reason such as <c>client_aborted</c>.</summary>
+    public string? ErrorCode { get; init; }
+}
+
+/// <summary>Exact money: USD as integer picodollars (10⁻¹² USD) in storage, <see cref="decimal"/> in code.</summary>
+/// <remarks>
+/// A per-1M-token rate with up to 6 decimals gives a per-token cost with at most 12, so a cost is an exact
+/// number of picodollars; finer rates are rounded to the nearest picodollar (banker's rounding). An
+/// <c>INTEGER</c> column sums exactly in SQLite, and SQLite raises an error rather than wrap past
+/// 9.2 × 10¹⁸ picodollars (USD 9.2 million in one sum).
+/// </remarks>
+public static class Money
+{
+    private const decimal PicoPerUsd = 1_000_000_000_000m;
+
+    public static long ToPico(decimal usd) => (long)decimal.Round(usd * PicoPerUsd, 0, MidpointRounding.ToEven);
+
+    public static long? ToPico(decimal? usd) => usd is { } value ? ToPico(value) : null;
+
+    public static decimal ToUsd(long pico) => pico / PicoPerUsd;
+}
+
+/// <summary>Dimensions a usage report can be grouped by.</summary>
+[Flags]
+public enum UsageGrouping
+{
+    None = 0,
+    Day = 1,
+    Model = 2,
+    Provider = 4,
+    Tenant = 8,
+    Key = 16,
+}
+
+/// <summary>A usage report request: [From, To) in UTC, optionally one tenant, grouped by some dimensions.</summary>
+public sealed record UsageQuery(DateTimeOffset From, DateTimeOffset To, string? TenantId, UsageGrouping GroupBy);
+
+/// <summary>One group of a usage report. Group columns not asked for are null.</summary>
+public sealed record UsageRow
+{
+    public string? Day { get; init; }
+
+    public string? Model { get; init; }
+
+    public string? Provider { get; init; }
+
+    public string? Tenant { get; init; }
+
+    public string? Key { get; init; }
+
+    public long Requests { get; init; }
+
+    /// <summary>Requests whose status was not 2xx.</summary>
+    public long Errors { get; init; }
+
+    public long InputTokens { get; init; }
+
+    public long CachedInputTokens { get; init; }
+
+    public long CacheWriteTokens { get; init; }
+
+    public long OutputTokens { get; init; }
+
+    public long ReasoningTokens { get; init; }
+
+    public long TotalTokens => InputTokens + CachedInputTokens + CacheWriteTokens + OutputTokens + ReasoningTokens;
+
+    /// <summary>Provider cost of the requests whose cost is known.</summary>
+    public decimal CostUsd { get; init; }
+
+    /// <summary>Requests with usage but an unknown cost (a price is missing); not included in <see cref="CostUsd"/>.</summary>
+    public long UnknownCostRequests { get; init; }
+
+    /// <summary>What the tenant is charged beyond included tokens.</summary>
+    public decimal PriceUsd { get; init; }
+}
+
+/// <summary>Month-to-date totals of one key, used to seed the in-memory limit counters at start.</summary>
+public readonly record struct KeyMonthTotals(string TenantId, string KeyId, long Tokens, long CostPicoUsd);
+
+/// <summary>Where ledger rows live. The request path only appends, in batches; reports read.</summary>
+public interface ILedgerStore
+{
+    /// <summary>Appends rows in one transaction; returns once it is committed.</summary>
+    Task AppendAsync(IReadOnlyList<LedgerEntry> entries, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<UsageRow>> QueryAsync(UsageQuery query, CancellationToken cancellationToken);
+
+    /// <summary>Tokens and known cost per key since <paramref name="monthStart"/>.</summary>
+    Task<IReadOnlyList<KeyMonthTotals>> MonthTotalsAsync(DateTimeOffset monthStart, CancellationToken cancellationToken);
+}

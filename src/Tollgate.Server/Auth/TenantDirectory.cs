@@ -1,0 +1,52 @@
+using System.Collections.Frozen;
+using Tollgate.Configuration;
+using Tollgate.Tenancy;
+
+namespace Tollgate.Server.Auth;
+
+/// <summary>
+/// Every tenant in memory, as an immutable snapshot swapped whole: the request path reads a frozen
+/// dictionary and never the database. A change to tenants (here or by the CLI, seen by
+/// <see cref="KeyChangeWatcher"/>) drops the snapshot; the next request reloads it once.
+/// </summary>
+internal sealed class TenantDirectory(ITenantStore store, TollgateOptions options) : IDisposable
+{
+    private readonly SemaphoreSlim _loadGate = new(1, 1);
+    private volatile FrozenDictionary<string, Tenant>? _snapshot;
+
+    public FrozenDictionary<string, PlanOptions> Plans { get; } = options.Plans.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
+
+    public async ValueTask<Tenant?> FindAsync(string id, CancellationToken cancellationToken)
+    {
+        var snapshot = _snapshot ?? await LoadAsync(cancellationToken).ConfigureAwait(false);
+        return snapshot.GetValueOrDefault(id);
+    }
+
+    /// <summary>The tenant's plan; null when it has none (or names a plan removed from the configuration, which then limits nothing).</summary>
+    public PlanOptions? PlanOf(Tenant tenant) => tenant.Plan is { } name ? Plans.GetValueOrDefault(name) : null;
+
+    public void Invalidate() => _snapshot = null;
+
+    public void Dispose() => _loadGate.Dispose();
+
+    private async Task<FrozenDictionary<string, Tenant>> LoadAsync(CancellationToken cancellationToken)
+    {
+        await _loadGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_snapshot is { } loaded)
+            {
+                return loaded;
+            }
+
+            var tenants = await store.ListAsync(cancellationToken).ConfigureAwait(false);
+            var snapshot = tenants.ToFrozenDictionary(t => t.Id, StringComparer.Ordinal);
+            _snapshot = snapshot;
+            return snapshot;
+        }
+        finally
+        {
+            _loadGate.Release();
+        }
+    }
+}

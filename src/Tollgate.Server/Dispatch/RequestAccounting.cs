@@ -1,0 +1,110 @@
+using Tollgate.Metering;
+using Tollgate.Routing;
+using Tollgate.Server.Auth;
+using Tollgate.Server.Metering;
+using Tollgate.Tenancy;
+
+namespace Tollgate.Server.Dispatch;
+
+/// <summary>
+/// What one request owes and did, collected along the dispatch path and turned into its ledger row at
+/// the end. <see cref="CommitAsync"/> settles (or releases) the limit reservation and waits until the row
+/// is committed: callers write their last bytes only after that.
+/// </summary>
+internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature caller, UsageLimiter limiter, LedgerWriter ledger, TimeProvider time)
+{
+    private readonly long _started = time.GetTimestamp();
+    private readonly long _timestampMs = time.GetUtcNow().ToUnixTimeMilliseconds();
+    private bool _committed;
+
+    public ClientKeyFeature Caller { get; } = caller;
+
+    public string Model { get; set; } = string.Empty;
+
+    public string? Route { get; set; }
+
+    public int Attempts { get; set; }
+
+    public Reservation? Reservation { get; set; }
+
+    public Deployment? Served { get; private set; }
+
+    public long? FirstByteMs { get; private set; }
+
+    /// <summary>Marks the deployment that answered, at the moment its first byte arrived.</summary>
+    public void Answered(Deployment deployment)
+    {
+        Served = deployment;
+        FirstByteMs = (long)time.GetElapsedTime(_started).TotalMilliseconds;
+    }
+
+    /// <summary>Gives the reservation back when the request ended without a row (an unexpected exception).</summary>
+    public void ReleaseIfUncommitted()
+    {
+        if (!_committed && Reservation is { } reservation)
+        {
+            limiter.Release(reservation);
+        }
+    }
+
+    /// <summary>
+    /// Settles the reservation to <paramref name="usage"/> (null: nothing was used, release it), writes the
+    /// row and waits for its commit. False when the ledger could not be written: the caller must not
+    /// present the request as a success.
+    /// </summary>
+    public async Task<bool> CommitAsync(int status, string? errorCode, MeteredUsage? usage)
+    {
+        if (_committed)
+        {
+            return true;
+        }
+
+        _committed = true;
+        decimal? cost = 0m;
+        if (usage is not null && Served is { } deployment)
+        {
+            cost = CostCalculator.Cost(deployment.Prices, usage.Buckets);
+        }
+
+        var price = 0L;
+        if (Reservation is { } reservation)
+        {
+            price = usage is null ? 0 : limiter.Settle(reservation, usage.Buckets.Total, cost);
+            if (usage is null)
+            {
+                limiter.Release(reservation);
+            }
+        }
+
+        var entry = new LedgerEntry
+        {
+            RequestId = context.TraceIdentifier,
+            TimestampMs = _timestampMs,
+            TenantId = Caller.Tenant.Id,
+            KeyId = Caller.Key.Id,
+            Model = Model,
+            Route = Route,
+            Provider = Served?.Provider.Name,
+            Deployment = Served?.Id,
+            Attempts = Attempts,
+            Usage = usage?.Buckets ?? default,
+            UsageSource = usage?.Source,
+            CostPicoUsd = usage is null ? 0 : Money.ToPico(cost),
+            PricePicoUsd = price,
+            FirstByteMs = FirstByteMs,
+            TotalMs = (long)time.GetElapsedTime(_started).TotalMilliseconds,
+            Status = status,
+            ErrorCode = errorCode,
+        };
+
+        try
+        {
+            await ledger.CommitAsync(entry).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or IOException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+}

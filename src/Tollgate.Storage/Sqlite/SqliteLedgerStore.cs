@@ -1,0 +1,230 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.Data.Sqlite;
+using Tollgate.Metering;
+
+namespace Tollgate.Storage.Sqlite;
+
+/// <summary>
+/// The usage ledger in the embedded database. Appends are batches in one transaction on one long-lived
+/// connection with <c>synchronous = FULL</c>: a committed batch survives a process kill and a power cut,
+/// and grouping many requests per commit keeps the fsync cost off each request.
+/// </summary>
+public sealed class SqliteLedgerStore(SqliteDatabase database) : ILedgerStore, IAsyncDisposable
+{
+    private readonly SemaphoreSlim _writeGate = new(1, 1);
+    private SqliteConnection? _writer;
+    private SqliteCommand? _insert;
+
+    public async Task AppendAsync(IReadOnlyList<LedgerEntry> entries, CancellationToken cancellationToken)
+    {
+        if (entries.Count == 0)
+        {
+            return;
+        }
+
+        await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_writer is null)
+            {
+                _writer = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+                using var pragma = _writer.CreateCommand();
+                pragma.CommandText = "PRAGMA synchronous = FULL;";
+                await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            await using var transaction = (SqliteTransaction)await _writer.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            var insert = PrepareInsert(_writer);
+            insert.Transaction = transaction;
+            foreach (var entry in entries)
+            {
+                Bind(insert, entry);
+                await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
+
+    public async Task<IReadOnlyList<UsageRow>> QueryAsync(UsageQuery query, CancellationToken cancellationToken)
+    {
+        var groups = new List<(UsageGrouping Flag, string Expression)>
+        {
+            (UsageGrouping.Day, "strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch')"),
+            (UsageGrouping.Tenant, "tenant_id"),
+            (UsageGrouping.Key, "key_id"),
+            (UsageGrouping.Model, "model"),
+            (UsageGrouping.Provider, "coalesce(provider, '')"),
+        };
+        groups.RemoveAll(g => (query.GroupBy & g.Flag) == 0);
+
+        var sql = new StringBuilder("SELECT ");
+        foreach (var (_, expression) in groups)
+        {
+            sql.Append(expression).Append(", ");
+        }
+
+        sql.Append("""
+            count(*),
+            sum(status < 200 OR status >= 300),
+            sum(input_uncached), sum(input_cached), sum(cache_write_5m + cache_write_1h), sum(output_text), sum(output_reasoning),
+            sum(cost_pusd),
+            sum(cost_pusd IS NULL AND usage_source IS NOT NULL),
+            sum(price_pusd)
+            FROM ledger WHERE ts_ms >= $from AND ts_ms < $to
+            """);
+        if (query.TenantId is not null)
+        {
+            sql.Append(" AND tenant_id = $tenant");
+        }
+
+        if (groups.Count > 0)
+        {
+            var positions = string.Join(", ", Enumerable.Range(1, groups.Count).Select(i => i.ToString(CultureInfo.InvariantCulture)));
+            sql.Append(" GROUP BY ").Append(positions).Append(" ORDER BY ").Append(positions);
+        }
+
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = sql.ToString();
+        command.Parameters.AddWithValue("$from", query.From.ToUnixTimeMilliseconds());
+        command.Parameters.AddWithValue("$to", query.To.ToUnixTimeMilliseconds());
+        if (query.TenantId is not null)
+        {
+            command.Parameters.AddWithValue("$tenant", query.TenantId);
+        }
+
+        var rows = new List<UsageRow>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var n = groups.Count;
+            if (reader.GetInt64(n) == 0)
+            {
+                continue; // An aggregate without GROUP BY returns one row even when nothing matched.
+            }
+
+            string? Group(UsageGrouping flag)
+            {
+                var index = groups.FindIndex(g => g.Flag == flag);
+                return index < 0 ? null : reader.GetString(index);
+            }
+
+            rows.Add(new UsageRow
+            {
+                Day = Group(UsageGrouping.Day),
+                Tenant = Group(UsageGrouping.Tenant),
+                Key = Group(UsageGrouping.Key),
+                Model = Group(UsageGrouping.Model),
+                Provider = Group(UsageGrouping.Provider),
+                Requests = reader.GetInt64(n),
+                Errors = Long(reader, n + 1),
+                InputTokens = Long(reader, n + 2),
+                CachedInputTokens = Long(reader, n + 3),
+                CacheWriteTokens = Long(reader, n + 4),
+                OutputTokens = Long(reader, n + 5),
+                ReasoningTokens = Long(reader, n + 6),
+                CostUsd = Money.ToUsd(Long(reader, n + 7)),
+                UnknownCostRequests = Long(reader, n + 8),
+                PriceUsd = Money.ToUsd(Long(reader, n + 9)),
+            });
+        }
+
+        return rows;
+    }
+
+    public async Task<IReadOnlyList<KeyMonthTotals>> MonthTotalsAsync(DateTimeOffset monthStart, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            SELECT tenant_id, key_id,
+                   sum(input_uncached + input_cached + cache_write_5m + cache_write_1h + output_text + output_reasoning),
+                   coalesce(sum(cost_pusd), 0)
+            FROM ledger WHERE ts_ms >= $from GROUP BY tenant_id, key_id
+            """;
+        command.Parameters.AddWithValue("$from", monthStart.ToUnixTimeMilliseconds());
+        var totals = new List<KeyMonthTotals>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            totals.Add(new KeyMonthTotals(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3)));
+        }
+
+        return totals;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_insert is not null)
+        {
+            await _insert.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_writer is not null)
+        {
+            await _writer.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _writeGate.Dispose();
+    }
+
+    private static long Long(SqliteDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? 0 : reader.GetInt64(ordinal);
+
+    private SqliteCommand PrepareInsert(SqliteConnection connection)
+    {
+        if (_insert is not null)
+        {
+            return _insert;
+        }
+
+        var insert = connection.CreateCommand();
+        insert.CommandText = """
+            INSERT INTO ledger (request_id, ts_ms, tenant_id, key_id, model, route, provider, deployment, attempts,
+                input_uncached, input_cached, cache_write_5m, cache_write_1h, output_text, output_reasoning,
+                usage_source, cost_pusd, price_pusd, first_byte_ms, total_ms, status, error_code)
+            VALUES ($rid, $ts, $tenant, $key, $model, $route, $provider, $deployment, $attempts,
+                $iu, $ic, $w5, $w1, $ot, $or, $source, $cost, $price, $fb, $total, $status, $error)
+            """;
+        foreach (var name in (string[])["$rid", "$ts", "$tenant", "$key", "$model", "$route", "$provider", "$deployment", "$attempts",
+            "$iu", "$ic", "$w5", "$w1", "$ot", "$or", "$source", "$cost", "$price", "$fb", "$total", "$status", "$error"])
+        {
+            insert.Parameters.Add(new SqliteParameter { ParameterName = name });
+        }
+
+        _insert = insert;
+        return insert;
+    }
+
+    private static void Bind(SqliteCommand insert, LedgerEntry e)
+    {
+        var p = insert.Parameters;
+        p[0].Value = e.RequestId;
+        p[1].Value = e.TimestampMs;
+        p[2].Value = e.TenantId;
+        p[3].Value = e.KeyId;
+        p[4].Value = e.Model;
+        p[5].Value = (object?)e.Route ?? DBNull.Value;
+        p[6].Value = (object?)e.Provider ?? DBNull.Value;
+        p[7].Value = (object?)e.Deployment ?? DBNull.Value;
+        p[8].Value = e.Attempts;
+        p[9].Value = e.Usage.InputUncached;
+        p[10].Value = e.Usage.InputCached;
+        p[11].Value = e.Usage.CacheWrite5m;
+        p[12].Value = e.Usage.CacheWrite1h;
+        p[13].Value = e.Usage.OutputText;
+        p[14].Value = e.Usage.OutputReasoning;
+        p[15].Value = e.UsageSource switch { UsageSource.Reported => "reported", UsageSource.Estimated => "estimated", _ => DBNull.Value };
+        p[16].Value = (object?)e.CostPicoUsd ?? DBNull.Value;
+        p[17].Value = e.PricePicoUsd;
+        p[18].Value = (object?)e.FirstByteMs ?? DBNull.Value;
+        p[19].Value = e.TotalMs;
+        p[20].Value = e.Status;
+        p[21].Value = (object?)e.ErrorCode ?? DBNull.Value;
+    }
+}
