@@ -236,6 +236,81 @@ def wait_quiet(meter: Meter, threshold: float, max_wait: float) -> float:
 
 
 # ------------------------------------------------------------------------------------------------
+# machine check: CPU speed and cross-CPU wake-up cost, at the start and the end of a run
+# ------------------------------------------------------------------------------------------------
+def _loop_ms(cpu: int) -> float:
+    os.sched_setaffinity(0, {cpu})
+    t = time.perf_counter()
+    s = 0
+    for i in range(1_000_000):
+        s += i
+    return (time.perf_counter() - t) * 1000
+
+
+def _pingpong_us(here: int, there: int, n: int = 2000) -> tuple[float, float]:
+    """Round trips of one byte over a socketpair between a process on `here` and one on `there`."""
+    a, b = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # child: echo until told to stop; nothing else, then _exit
+        try:
+            os.sched_setaffinity(0, {there})
+            a.close()
+            while True:
+                d = b.recv(1)
+                if not d or d == b"q":
+                    break
+                b.send(d)
+        finally:
+            os._exit(0)
+    b.close()
+    os.sched_setaffinity(0, {here})
+    ts = []
+    try:
+        for _ in range(n):
+            t = time.perf_counter()
+            a.send(b"x")
+            a.recv(1)
+            ts.append(time.perf_counter() - t)
+    finally:
+        try:
+            a.send(b"q")
+        except OSError:
+            pass
+        a.close()
+        os.waitpid(pid, 0)
+    ts.sort()
+    return ts[len(ts) // 2] * 1e6, ts[int(len(ts) * 0.99)] * 1e6
+
+
+def machine_check(args) -> dict:
+    """A fixed Python loop on the gateway's and the load CPU (ms; lower = faster CPU right now) and
+    the round trip between them (µs). On this VM a cross-CPU round trip costs ~40-90 µs when the
+    other CPU is idle (vs ~8 µs on one CPU), and the host's load changes it: runs whose checks
+    differ much are not comparable."""
+    ncpu = os.cpu_count() or 1
+    gw = cpu_list(args.gw_cpus)[0] if args.gw_cpus else 0
+    ld = cpu_list(args.load_cpus)[0] if args.load_cpus else min(1, ncpu - 1)
+    before = os.sched_getaffinity(0)
+    try:
+        out = {"gw_cpu": gw, "load_cpu": ld,
+               "loop_ms_gw_cpu": round(min(_loop_ms(gw) for _ in range(3)), 1),
+               "loop_ms_load_cpu": round(min(_loop_ms(ld) for _ in range(3)), 1)}
+        p50, p99 = _pingpong_us(ld, gw)
+        out.update(roundtrip_cross_cpu_us_p50=round(p50, 1), roundtrip_cross_cpu_us_p99=round(p99, 1))
+        p50, p99 = _pingpong_us(ld, ld)
+        out.update(roundtrip_same_cpu_us_p50=round(p50, 1), roundtrip_same_cpu_us_p99=round(p99, 1))
+    finally:
+        os.sched_setaffinity(0, before)
+    return out
+
+
+def fmt_check(c: dict) -> str:
+    return (f"loop {c['loop_ms_gw_cpu']:.0f} ms on CPU {c['gw_cpu']} / {c['loop_ms_load_cpu']:.0f} ms on CPU "
+            f"{c['load_cpu']}; round trip CPU {c['load_cpu']}<->{c['gw_cpu']} p50 "
+            f"{c['roundtrip_cross_cpu_us_p50']:.0f} µs (same CPU {c['roundtrip_same_cpu_us_p50']:.0f} µs)")
+
+
+# ------------------------------------------------------------------------------------------------
 # minimal HTTP/1.1 client (keep-alive, chunked) for sanity checks and first-event timing
 # ------------------------------------------------------------------------------------------------
 class Http:
@@ -825,6 +900,8 @@ def main(argv) -> int:
     res["options"]["conc"], res["options"]["modes"] = args.concs, args.mode_list
     t_start = time.monotonic()
     rss_during = None
+    res["machine_check"] = {"start": machine_check(args)}
+    log("machine check: " + fmt_check(res["machine_check"]["start"]))
     try:
         bodies = {"json": work / "body-json.json", "stream": work / "body-stream.json"}
         bodies["json"].write_bytes(make_body("gpt-4o-mini", False))
@@ -955,6 +1032,8 @@ def main(argv) -> int:
         stop_all()
         shutil.rmtree(work, ignore_errors=True)
         trim_log(out / "gateway.log")
+    res["machine_check"]["end"] = machine_check(args)
+    log("machine check: " + fmt_check(res["machine_check"]["end"]))
     res["elapsed_s"] = round(time.monotonic() - t_start, 1)
 
     table = render(res)
@@ -966,7 +1045,9 @@ def main(argv) -> int:
               f"Gateway on CPUs `{args.gw_cpus or 'any'}`, fake upstream + wrk + probes on `{args.load_cpus or 'any'}`. "
               f"{args.duration:g} s per point after {args.warmup:g} s warm-up per target and mode; "
               f"upstream stream flush: {args.stream_flush}. Latencies are wrk's full-response times; "
-              f"added = Tollgate − direct. How to read: bench/load/README.md.\n\n")
+              f"added = Tollgate − direct. How to read: bench/load/README.md.\n"
+              f"Machine check, start: {fmt_check(res['machine_check']['start'])}; "
+              f"end: {fmt_check(res['machine_check']['end'])}.\n\n")
     (out / "results.md").write_text(header + table + "\n")
     print()
     print(header.split("\n", 2)[2].strip())
