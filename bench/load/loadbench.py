@@ -578,6 +578,43 @@ def run_wrk(t: Target, body_file: Path, conc: int, duration: float, args, work: 
     return d
 
 
+def settle(pid: int, min_s: float, max_s: float, busy_pct: float = 5.0) -> float:
+    """Idle pause after load: at least min_s, then until the server process (pid) itself goes quiet
+    (background JIT compilation finished), at most max_s. Returns the seconds waited."""
+    t0 = time.monotonic()
+    time.sleep(min_s)
+    while time.monotonic() - t0 < max_s:
+        a = cpu_ticks(tree_pids(pid))
+        time.sleep(0.5)
+        if 100.0 * (cpu_ticks(tree_pids(pid)) - a) / CLK_TCK / 0.5 < busy_pct:
+            break
+    return time.monotonic() - t0
+
+
+def warm_up(t: Target, server_pid: int, bodies: dict, args, work: Path) -> list[dict]:
+    """Unrecorded load in rounds until req/s stops rising. The pauses matter for .NET pinned to
+    one CPU: its tiered JIT keeps hot methods at tier 0 while the CPU stays saturated and compiles
+    the optimized code once the load pauses (until then the gateway runs at a fraction of its
+    steady-state req/s). Each pause lasts until the server is idle again (at most 8 s)."""
+    rounds: list[dict] = []
+    # the fake upstream runs with DOTNET_TC_CallCountingDelayMs=0 and is warm after one round
+    max_rounds = max(1, args.warmup_rounds if t.name == "tollgate" else min(2, args.warmup_rounds))
+    for r in range(max_rounds):
+        rec = {m: round(run_wrk(t, bodies[m], 8, args.warmup, args, work)["rps"]) for m in args.mode_list}
+        if r == 0 and max(args.concs) > 8:
+            for m in args.mode_list:
+                run_wrk(t, bodies[m], max(args.concs), 1, args, work)
+        rounds.append(rec)
+        waited = settle(server_pid, args.warmup_pause, 8)
+        log(f"warm-up {t.name:8s} round {r + 1}: " + ", ".join(f"{m} {v:,} req/s" for m, v in rec.items())
+            + f"; idle pause {waited:.1f} s")
+        # stable: every mode within ±5 % of the previous round (a drop is not "stable": tiering
+        # and host noise both make single rounds dip)
+        if r > 0 and all(abs(rec[m] - rounds[-2][m]) <= 0.05 * rounds[-2][m] for m in rec):
+            break
+    return rounds
+
+
 def measure(t: Target, mode: str, conc: int, bodies: dict, args, ctx) -> dict:
     """One point, re-run while disturbed by other processes (at most --retries more times)."""
     best = None
@@ -684,28 +721,46 @@ def sub(a, b):
     return None if a is None or b is None else round(a - b, 3)
 
 
+def median(vals: list[float]) -> float | None:
+    v = sorted(x for x in vals if x is not None)
+    if not v:
+        return None
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
 def build_rows(points: list[dict]) -> list[dict]:
-    by = {(p["target"], p["mode"], p["conc"]): p for p in points}
+    """One row per (mode, conc): medians over rounds (--repeats), direct vs Tollgate."""
+    groups: dict[tuple, list[dict]] = {}
+    for p in points:
+        groups.setdefault((p["target"], p["mode"], p["conc"]), []).append(p)
     rows = []
-    for (tgt, mode, conc), g in by.items():
+    for (tgt, mode, conc), gs in groups.items():
         if tgt != "tollgate":
             continue
-        d = by.get(("direct", mode, conc))
-        ms = lambda p, k: p["latency_us"][k] / 1000 if p else None
+        ds = groups.get(("direct", mode, conc), [])
+        med = lambda ps, fn: median([fn(p) for p in ps]) if ps else None
+        rps = lambda p: p["rps"]
+        lat = lambda k: (lambda p: p["latency_us"][k] / 1000)
+        d_rps, g_rps = med(ds, rps), med(gs, rps)
+        d50, d99, g50, g99 = med(ds, lat("p50")), med(ds, lat("p99")), med(gs, lat("p50")), med(gs, lat("p99"))
         rows.append({
-            "mode": mode, "conc": conc,
-            "rps_direct": round(d["rps"]) if d else None, "rps_tollgate": round(g["rps"]),
-            "ratio": round(g["rps"] / d["rps"], 3) if d and d["rps"] else None,
-            "p50_direct_ms": r3(ms(d, "p50")), "p99_direct_ms": r3(ms(d, "p99")),
-            "p50_tollgate_ms": r3(ms(g, "p50")), "p99_tollgate_ms": r3(ms(g, "p99")),
-            "added_p50_ms": sub(ms(g, "p50"), ms(d, "p50")), "added_p99_ms": sub(ms(g, "p99"), ms(d, "p99")),
-            "gw_cpu_pct": round(g["gw_cpu_pct"]), "gw_cpu_us_per_req": g["gw_cpu_us_per_req"],
-            "gw_rss_max_mb": g["gw_rss_max_mb"],
-            "errors_direct": sum(d["errors"].values()) if d else None,
-            "errors_tollgate": sum(g["errors"].values()),
-            "other_cpu_pct_direct": round(d["other_cpu_pct"]) if d else None,
-            "other_cpu_pct_tollgate": round(g["other_cpu_pct"]),
-            "noisy": bool(g.get("noisy") or (d or {}).get("noisy")),
+            "mode": mode, "conc": conc, "rounds": len(gs),
+            "rps_direct": round(d_rps) if d_rps is not None else None, "rps_tollgate": round(g_rps),
+            "rps_direct_min_max": [round(min(map(rps, ds))), round(max(map(rps, ds)))] if ds else None,
+            "rps_tollgate_min_max": [round(min(map(rps, gs))), round(max(map(rps, gs)))],
+            "ratio": round(g_rps / d_rps, 3) if d_rps else None,
+            "p50_direct_ms": r3(d50), "p99_direct_ms": r3(d99),
+            "p50_tollgate_ms": r3(g50), "p99_tollgate_ms": r3(g99),
+            "added_p50_ms": sub(g50, d50), "added_p99_ms": sub(g99, d99),
+            "gw_cpu_pct": round(med(gs, lambda p: p["gw_cpu_pct"])),
+            "gw_cpu_us_per_req": round(med(gs, lambda p: p["gw_cpu_us_per_req"]), 1),
+            "gw_rss_max_mb": max(p["gw_rss_max_mb"] for p in gs),
+            "errors_direct": sum(sum(p["errors"].values()) for p in ds) if ds else None,
+            "errors_tollgate": sum(sum(p["errors"].values()) for p in gs),
+            "other_cpu_pct_direct": round(max(p["other_cpu_pct"] for p in ds)) if ds else None,
+            "other_cpu_pct_tollgate": round(max(p["other_cpu_pct"] for p in gs)),
+            "noisy": any(p.get("noisy") for p in gs + ds),
         })
     return rows
 
@@ -724,9 +779,10 @@ def render(res: dict) -> str:
              "| p50 Tollgate ms | p99 Tollgate ms | added p50 ms | added p99 ms | gw CPU % | gw CPU µs/req "
              "| gw RSS max MB | errors d/t | other CPU % d/t |")
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rng = lambda v, mm: f(v) + (f" [{mm[0]:,}–{mm[1]:,}]" if mm and mm[0] != mm[1] else "")
     for r in res["rows"]:
-        L.append(f"| {r['mode']}{' *' if r['noisy'] else ''} | {r['conc']} | {f(r['rps_direct'])} "
-                 f"| {f(r['rps_tollgate'])} | {f(r['ratio'])} | {f(r['p50_direct_ms'])} | {f(r['p99_direct_ms'])} "
+        L.append(f"| {r['mode']}{' *' if r['noisy'] else ''} | {r['conc']} | {rng(r['rps_direct'], r['rps_direct_min_max'])} "
+                 f"| {rng(r['rps_tollgate'], r['rps_tollgate_min_max'])} | {f(r['ratio'])} | {f(r['p50_direct_ms'])} | {f(r['p99_direct_ms'])} "
                  f"| {f(r['p50_tollgate_ms'])} | {f(r['p99_tollgate_ms'])} | {f(r['added_p50_ms'])} "
                  f"| {f(r['added_p99_ms'])} | {f(r['gw_cpu_pct'])} | {f(r['gw_cpu_us_per_req'], 1)} "
                  f"| {f(r['gw_rss_max_mb'], 1)} | {f(r['errors_direct'])}/{f(r['errors_tollgate'])} "
@@ -814,15 +870,26 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="bench/load/run.sh",
                                 description="Tollgate load benchmark: direct-to-upstream vs through Tollgate.")
     p.add_argument("--duration", type=float, default=10, help="seconds per measured point (default 10)")
-    p.add_argument("--warmup", type=float, default=4,
-                   help="seconds of unrecorded load per target and mode before measuring (default 4)")
+    p.add_argument("--warmup", type=float, default=2,
+                   help="seconds of unrecorded wrk load (c=8) per mode in each warm-up round (default 2)")
+    p.add_argument("--warmup-rounds", type=int, default=6,
+                   help="max warm-up rounds for the gateway (the upstream gets at most 2); they stop once "
+                        "req/s of every mode is within 5%% of the previous round (default 6)")
+    p.add_argument("--warmup-pause", type=float, default=1,
+                   help="minimum idle seconds after each warm-up round, then until the server's own CPU "
+                        "use drops (at most 8 s): .NET on one CPU tiers hot code up when the load pauses "
+                        "(default 1)")
+    p.add_argument("--gw-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra environment variable for the gateway (repeatable), e.g. DOTNET_TieredPGO=0")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="rounds of the whole matrix; the table shows medians and [min–max] of req/s (default 1)")
     p.add_argument("--conc", default="1,8,64", help="wrk concurrencies (default 1,8,64)")
     p.add_argument("--modes", default="json,stream", help="json,stream (default both)")
     p.add_argument("--gw-cpus", default="0", help="taskset CPU list for the gateway (default 0; '' = no pinning)")
     p.add_argument("--load-cpus", default="1",
                    help="taskset CPU list for the upstream, wrk and this script (default 1; '' = no pinning)")
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: 3 s points, 2 s warm-up, fewer first-event samples (~1 min)")
+                   help="smoke run: 3 s points, at most 4 warm-up rounds, fewer first-event samples (~2 min)")
     p.add_argument("--first-event-requests", type=int, default=1000,
                    help="sequential stream requests per target for first-event timing (default 1000, max 8 s)")
     p.add_argument("--slow-requests", type=int, default=25, help="slowed-stream requests per target (default 25)")
@@ -846,6 +913,7 @@ def parse_args(argv):
     if a.quick:
         a.duration = min(a.duration, 3)
         a.warmup = min(a.warmup, 2)
+        a.warmup_rounds = min(a.warmup_rounds, 4)
         a.first_event_requests = min(a.first_event_requests, 300)
         a.slow_requests = min(a.slow_requests, 10)
         a.quiet_wait = min(a.quiet_wait, 4)
@@ -896,7 +964,7 @@ def main(argv) -> int:
     res = {"meta": machine_meta(args),
            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                        if k not in ("mode_list", "concs")},
-           "points": [], "rows": [], "first_event": {}, "sanity": {}, "notes": []}
+           "warmup": {}, "points": [], "rows": [], "first_event": {}, "sanity": {}}
     res["options"]["conc"], res["options"]["modes"] = args.concs, args.mode_list
     t_start = time.monotonic()
     rss_during = None
@@ -914,7 +982,10 @@ def main(argv) -> int:
         # --- fake upstream
         up = start("upstream", ["dotnet", str(args.upstream_dll), "--urls", f"http://{HOST}:{args.upstream_port}",
                                 "--stream-flush", args.stream_flush],
-                   args.load_cpus, out / "upstream.log", clean_env({"DOTNET_gcServer": "0"}))
+                   args.load_cpus, out / "upstream.log",
+                   # tier hot code up at once even under constant load (see warm_up); the gateway is
+                   # measured with its own defaults
+                   clean_env({"DOTNET_gcServer": "0", "DOTNET_TC_CallCountingDelayMs": "0"}))
         log(f"started fake upstream: pid {up.pid}, cpus {args.load_cpus or 'any'}, {HOST}:{args.upstream_port}")
         wait_http_ok(args.upstream_port, "/health", up, 30, "fake upstream")
 
@@ -927,7 +998,8 @@ def main(argv) -> int:
         cfg_file = out / "tollgate.bench.json"
         cfg_file.write_text(cfg)
         admin_key = "tga-" + secrets.token_hex(24)
-        gw_env = clean_env({"TOLLGATE_ADMIN_KEY": admin_key, "BENCH_UPSTREAM_KEY": "sk-bench"})
+        extra = dict(kv.split("=", 1) for kv in args.gw_env if "=" in kv)
+        gw_env = clean_env({**extra, "TOLLGATE_ADMIN_KEY": admin_key, "BENCH_UPSTREAM_KEY": "sk-bench"})
         gw = start("tollgate", ["dotnet", str(args.gateway_dll), "serve", "--config", str(cfg_file),
                                 "--urls", f"http://{HOST}:{args.gw_port}", "--data-dir", str(data_dir)],
                    args.gw_cpus, out / "gateway.log", gw_env)
@@ -982,19 +1054,21 @@ def main(argv) -> int:
         ctx = {"meter": meter, "gw_pid": gw.pid, "work": work, "rss_during": rss_during}
 
         # --- warm-up (JIT tiering, connection pools, thread pool), not recorded
-        log(f"warm-up: {args.warmup:.0f}s per target and mode (+1s at the highest concurrency)")
+        log(f"warm-up: rounds of {args.warmup:g} s per mode at c=8 and a {args.warmup_pause:g} s pause, "
+            f"until req/s is stable within 5% (at most {args.warmup_rounds} rounds for the gateway)")
         for t in targets:
-            for mode in args.mode_list:
-                run_wrk(t, bodies[mode], 8, args.warmup, args, work)
-                run_wrk(t, bodies[mode], max(args.concs), 1, args, work)
+            res["warmup"][t.name] = warm_up(t, gw.pid if t is tollgate else up.pid, bodies, args, work)
         rss_during.take()
 
-        # --- the matrix; direct and Tollgate interleaved point by point
-        for mode in args.mode_list:
-            for conc in args.concs:
-                for t in targets:
-                    rss_during.label = f"{mode} c={conc}"
-                    res["points"].append(measure(t, mode, conc, bodies, args, ctx))
+        # --- the matrix; direct and Tollgate interleaved point by point, --repeats rounds
+        for rnd in range(args.repeats):
+            if args.repeats > 1:
+                log(f"round {rnd + 1} of {args.repeats}")
+            for mode in args.mode_list:
+                for conc in args.concs:
+                    for t in targets:
+                        rss_during.label = f"{mode} c={conc}"
+                        res["points"].append({"round": rnd + 1, **measure(t, mode, conc, bodies, args, ctx)})
         rss_during.label = "first-event probes"
 
         # --- time to first SSE event, c=1
@@ -1043,7 +1117,9 @@ def main(argv) -> int:
               f"{res['meta']['host_cpu']}, {res['meta']['cpus']} CPUs, dotnet {res['meta']['dotnet']}, "
               f"{res['meta']['wrk']}.\n"
               f"Gateway on CPUs `{args.gw_cpus or 'any'}`, fake upstream + wrk + probes on `{args.load_cpus or 'any'}`. "
-              f"{args.duration:g} s per point after {args.warmup:g} s warm-up per target and mode; "
+              f"{args.duration:g} s per point, {args.repeats} round(s) (medians), after warm-up rounds (req/s per round, direct: "
+              f"{_rounds(res['warmup'].get('direct'))}; Tollgate: {_rounds(res['warmup'].get('tollgate'))}); "
+              + (f"gateway env: {' '.join(args.gw_env)}; " if args.gw_env else "") +
               f"upstream stream flush: {args.stream_flush}. Latencies are wrk's full-response times; "
               f"added = Tollgate − direct. How to read: bench/load/README.md.\n"
               f"Machine check, start: {fmt_check(res['machine_check']['start'])}; "
@@ -1055,6 +1131,12 @@ def main(argv) -> int:
     print(table)
     print(f"\n(results: {out}/results.json, results.md; {res['elapsed_s']:.0f} s)")
     return 0
+
+
+def _rounds(rounds) -> str:
+    if not rounds:
+        return "-"
+    return " → ".join("/".join(f"{v / 1000:.1f}k" for v in r.values()) for r in rounds)
 
 
 def _added(pair: dict) -> dict:

@@ -3,8 +3,8 @@
 # Tollgate, on this machine (127.0.0.1 only); prints one comparison table and writes
 # bench/results/<UTC>/results.json + results.md. See bench/load/README.md.
 #
-#   bench/load/run.sh                 default run (~3-4 min): 10 s per point, c=1,8,64, json + stream
-#   bench/load/run.sh --quick         smoke run (~1 min)
+#   bench/load/run.sh                 default run (~4-5 min): 10 s per point, c=1,8,64, json + stream
+#   bench/load/run.sh --quick         smoke run (~2 min)
 #   bench/load/run.sh --duration 20 --gw-cpus 0 --load-cpus 1
 #   bench/load/run.sh --no-build      use the existing Release builds
 #   bench/load/run.sh --help          all options

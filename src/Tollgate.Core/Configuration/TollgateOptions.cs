@@ -165,4 +165,12 @@ public sealed record StorageOptions
 {
     /// <summary>Directory of the embedded SQLite database. Default <c>./data</c>.</summary>
     public string DataDirectory { get; init; } = "data";
+
+    /// <summary>
+    /// When true, every ledger commit is flushed to disk (SQLite <c>synchronous = FULL</c>): committed rows
+    /// survive an OS crash or power cut, at the cost of one disk flush per batch of requests. Default false
+    /// (<c>synchronous = NORMAL</c> in WAL mode): a committed row survives the gateway process being killed,
+    /// but an OS crash or power cut can lose the rows committed since the last WAL checkpoint.
+    /// </summary>
+    public bool LedgerFsync { get; init; }
 }

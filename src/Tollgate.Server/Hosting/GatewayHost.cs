@@ -49,7 +49,7 @@ public static class GatewayHost
         services.AddSingleton(new SqliteDatabase(settings.DataDirectory));
         services.AddSingleton<IKeyStore, SqliteKeyStore>();
         services.AddSingleton<ITenantStore, SqliteTenantStore>();
-        services.AddSingleton<ILedgerStore, SqliteLedgerStore>();
+        services.AddSingleton<ILedgerStore>(sp => new SqliteLedgerStore(sp.GetRequiredService<SqliteDatabase>(), settings.Options.Storage.LedgerFsync));
         services.AddSingleton<UsageLimiter>();
         services.AddSingleton<LedgerWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());

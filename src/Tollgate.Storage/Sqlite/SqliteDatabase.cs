@@ -86,7 +86,9 @@ public sealed class SqliteDatabase
             );
             CREATE INDEX ledger_tenant_time ON ledger (tenant_id, ts_ms);
             CREATE INDEX ledger_time ON ledger (ts_ms);
-            CREATE INDEX ledger_request ON ledger (request_id);
+
+            -- No index on request_id: ids are random, so every commit would dirty a random index page (more WAL
+            -- pages per commit on the request path, measured in docs/performance.md). Lookups by id are audits.
             """),
     ];
 

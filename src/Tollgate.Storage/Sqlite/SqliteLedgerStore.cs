@@ -7,14 +7,22 @@ namespace Tollgate.Storage.Sqlite;
 
 /// <summary>
 /// The usage ledger in the embedded database. Appends are batches in one transaction on one long-lived
-/// connection with <c>synchronous = FULL</c>: a committed batch survives a process kill and a power cut,
-/// and grouping many requests per commit keeps the fsync cost off each request.
+/// connection. In WAL mode a committed batch survives a process kill either way; with
+/// <paramref name="fsyncEveryCommit"/> (<c>storage.ledgerFsync</c>) each commit is also flushed to disk
+/// (<c>synchronous = FULL</c>) so it survives a power cut, and grouping many requests per commit keeps
+/// that flush off each request.
 /// </summary>
-public sealed class SqliteLedgerStore(SqliteDatabase database) : ILedgerStore, IAsyncDisposable
+public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCommit = false) : ILedgerStore, IAsyncDisposable
 {
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private SqliteConnection? _writer;
     private SqliteCommand? _insert;
+    private SqliteCommand? _insertMany;
+
+    /// <summary>Rows per multi-row INSERT: 32 × 22 parameters stays far below SQLite's parameter limit.</summary>
+    private const int RowsPerStatement = 32;
+
+    private const int Columns = 22;
 
     public async Task AppendAsync(IReadOnlyList<LedgerEntry> entries, CancellationToken cancellationToken)
     {
@@ -30,17 +38,32 @@ public sealed class SqliteLedgerStore(SqliteDatabase database) : ILedgerStore, I
             {
                 _writer = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
                 using var pragma = _writer.CreateCommand();
-                pragma.CommandText = "PRAGMA synchronous = FULL;";
+                pragma.CommandText = fsyncEveryCommit ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;";
                 await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
 
             await using var transaction = (SqliteTransaction)await _writer.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            var insert = PrepareInsert(_writer);
-            insert.Transaction = transaction;
-            foreach (var entry in entries)
+
+            // Full chunks go through one multi-row INSERT (one statement step per chunk, not per row); the rest one by one.
+            var insertMany = PrepareInsert(_writer, RowsPerStatement, ref _insertMany);
+            var insertOne = PrepareInsert(_writer, 1, ref _insert);
+            insertMany.Transaction = transaction;
+            insertOne.Transaction = transaction;
+            var next = 0;
+            for (; next + RowsPerStatement <= entries.Count; next += RowsPerStatement)
             {
-                Bind(insert, entry);
-                await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                for (var row = 0; row < RowsPerStatement; row++)
+                {
+                    Bind(insertMany, row, entries[next + row]);
+                }
+
+                insertMany.ExecuteNonQuery();
+            }
+
+            for (; next < entries.Count; next++)
+            {
+                Bind(insertOne, 0, entries[next]);
+                insertOne.ExecuteNonQuery();
             }
 
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -166,6 +189,11 @@ public sealed class SqliteLedgerStore(SqliteDatabase database) : ILedgerStore, I
             await _insert.DisposeAsync().ConfigureAwait(false);
         }
 
+        if (_insertMany is not null)
+        {
+            await _insertMany.DisposeAsync().ConfigureAwait(false);
+        }
+
         if (_writer is not null)
         {
             await _writer.DisposeAsync().ConfigureAwait(false);
@@ -176,55 +204,64 @@ public sealed class SqliteLedgerStore(SqliteDatabase database) : ILedgerStore, I
 
     private static long Long(SqliteDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? 0 : reader.GetInt64(ordinal);
 
-    private SqliteCommand PrepareInsert(SqliteConnection connection)
+    private static SqliteCommand PrepareInsert(SqliteConnection connection, int rows, ref SqliteCommand? cached)
     {
-        if (_insert is not null)
+        if (cached is not null)
         {
-            return _insert;
+            return cached;
         }
 
-        var insert = connection.CreateCommand();
-        insert.CommandText = """
+        var sql = new StringBuilder("""
             INSERT INTO ledger (request_id, ts_ms, tenant_id, key_id, model, route, provider, deployment, attempts,
                 input_uncached, input_cached, cache_write_5m, cache_write_1h, output_text, output_reasoning,
                 usage_source, cost_pusd, price_pusd, first_byte_ms, total_ms, status, error_code)
-            VALUES ($rid, $ts, $tenant, $key, $model, $route, $provider, $deployment, $attempts,
-                $iu, $ic, $w5, $w1, $ot, $or, $source, $cost, $price, $fb, $total, $status, $error)
-            """;
-        foreach (var name in (string[])["$rid", "$ts", "$tenant", "$key", "$model", "$route", "$provider", "$deployment", "$attempts",
-            "$iu", "$ic", "$w5", "$w1", "$ot", "$or", "$source", "$cost", "$price", "$fb", "$total", "$status", "$error"])
+            VALUES
+            """);
+        var insert = connection.CreateCommand();
+        for (var row = 0; row < rows; row++)
         {
-            insert.Parameters.Add(new SqliteParameter { ParameterName = name });
+            sql.Append(row == 0 ? "(" : ",(");
+            for (var column = 0; column < Columns; column++)
+            {
+                var name = string.Create(CultureInfo.InvariantCulture, $"$p{row}_{column}");
+                sql.Append(column == 0 ? string.Empty : ",").Append(name);
+                insert.Parameters.Add(new SqliteParameter { ParameterName = name });
+            }
+
+            sql.Append(')');
         }
 
-        _insert = insert;
+        insert.CommandText = sql.ToString();
+        insert.Prepare();
+        cached = insert;
         return insert;
     }
 
-    private static void Bind(SqliteCommand insert, LedgerEntry e)
+    private static void Bind(SqliteCommand insert, int row, LedgerEntry e)
     {
         var p = insert.Parameters;
-        p[0].Value = e.RequestId;
-        p[1].Value = e.TimestampMs;
-        p[2].Value = e.TenantId;
-        p[3].Value = e.KeyId;
-        p[4].Value = e.Model;
-        p[5].Value = (object?)e.Route ?? DBNull.Value;
-        p[6].Value = (object?)e.Provider ?? DBNull.Value;
-        p[7].Value = (object?)e.Deployment ?? DBNull.Value;
-        p[8].Value = e.Attempts;
-        p[9].Value = e.Usage.InputUncached;
-        p[10].Value = e.Usage.InputCached;
-        p[11].Value = e.Usage.CacheWrite5m;
-        p[12].Value = e.Usage.CacheWrite1h;
-        p[13].Value = e.Usage.OutputText;
-        p[14].Value = e.Usage.OutputReasoning;
-        p[15].Value = e.UsageSource switch { UsageSource.Reported => "reported", UsageSource.Estimated => "estimated", _ => DBNull.Value };
-        p[16].Value = (object?)e.CostPicoUsd ?? DBNull.Value;
-        p[17].Value = e.PricePicoUsd;
-        p[18].Value = (object?)e.FirstByteMs ?? DBNull.Value;
-        p[19].Value = e.TotalMs;
-        p[20].Value = e.Status;
-        p[21].Value = (object?)e.ErrorCode ?? DBNull.Value;
+        var at = row * Columns;
+        p[at].Value = e.RequestId;
+        p[at + 1].Value = e.TimestampMs;
+        p[at + 2].Value = e.TenantId;
+        p[at + 3].Value = e.KeyId;
+        p[at + 4].Value = e.Model;
+        p[at + 5].Value = (object?)e.Route ?? DBNull.Value;
+        p[at + 6].Value = (object?)e.Provider ?? DBNull.Value;
+        p[at + 7].Value = (object?)e.Deployment ?? DBNull.Value;
+        p[at + 8].Value = e.Attempts;
+        p[at + 9].Value = e.Usage.InputUncached;
+        p[at + 10].Value = e.Usage.InputCached;
+        p[at + 11].Value = e.Usage.CacheWrite5m;
+        p[at + 12].Value = e.Usage.CacheWrite1h;
+        p[at + 13].Value = e.Usage.OutputText;
+        p[at + 14].Value = e.Usage.OutputReasoning;
+        p[at + 15].Value = e.UsageSource switch { UsageSource.Reported => "reported", UsageSource.Estimated => "estimated", _ => DBNull.Value };
+        p[at + 16].Value = (object?)e.CostPicoUsd ?? DBNull.Value;
+        p[at + 17].Value = e.PricePicoUsd;
+        p[at + 18].Value = (object?)e.FirstByteMs ?? DBNull.Value;
+        p[at + 19].Value = e.TotalMs;
+        p[at + 20].Value = e.Status;
+        p[at + 21].Value = (object?)e.ErrorCode ?? DBNull.Value;
     }
 }
