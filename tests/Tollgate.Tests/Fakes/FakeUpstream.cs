@@ -5,13 +5,10 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
+
+using Tollgate.Tests.Infrastructure;
 
 namespace Tollgate.Tests.Fakes;
 
@@ -85,26 +82,13 @@ public sealed partial class FakeUpstream : IAsyncDisposable
 
     public static async Task<FakeUpstream> StartAsync(string? expectedApiKey = null, CancellationToken cancellationToken = default)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], EnvironmentName = Environments.Production });
-
-        // The test output folder may hold the gateway's appsettings.json (e.g. a "Kestrel" section):
-        // the fake must not pick up anyone's configuration, nor log into the test output.
-        builder.Configuration.Sources.Clear();
-        builder.Logging.ClearProviders();
-        builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = TimeSpan.FromSeconds(5));
-        builder.WebHost.ConfigureKestrel(options => options.Listen(IPAddress.Loopback, 0));
-
-        // A one-byte write buffer makes every response flush wait until the socket has taken the bytes,
-        // so an Abort() right after a flush (CutStream, Truncated) never loses the chunks already "sent".
-        builder.WebHost.UseSockets(options => options.MaxWriteBufferSize = 1);
+        var builder = LoopbackServer.CreateBuilder();
 
         var upstream = new FakeUpstream(builder.Build(), expectedApiKey);
         try
         {
             await upstream._app.StartAsync(cancellationToken);
-            var address = upstream._app.Services.GetRequiredService<IServer>().Features
-                .GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
-            upstream.BaseUrl = new Uri(address.TrimEnd('/') + "/v1");
+            upstream.BaseUrl = new Uri(LoopbackServer.AddressOf(upstream._app) + "/v1");
             return upstream;
         }
         catch

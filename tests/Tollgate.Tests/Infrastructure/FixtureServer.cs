@@ -1,10 +1,5 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Tollgate.Tests.Infrastructure;
 
@@ -31,10 +26,7 @@ public sealed class FixtureServer : IAsyncDisposable
     {
         var json = await File.ReadAllBytesAsync(PathOf(jsonPath), cancellationToken);
         var sse = await File.ReadAllBytesAsync(PathOf(ssePath), cancellationToken);
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
+        var app = LoopbackServer.CreateBuilder().Build();
         app.Run(async context =>
         {
             using var reader = new StreamReader(context.Request.Body);
@@ -44,8 +36,7 @@ public sealed class FixtureServer : IAsyncDisposable
             await context.Response.Body.WriteAsync(stream ? sse : json, context.RequestAborted);
         });
         await app.StartAsync(cancellationToken);
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
-        return new FixtureServer(app, new Uri(address.TrimEnd('/') + "/v1"));
+        return new FixtureServer(app, new Uri(LoopbackServer.AddressOf(app) + "/v1"));
     }
 
     public async ValueTask DisposeAsync()

@@ -1,17 +1,13 @@
-using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Tollgate.Tests.Fakes;
+
+using Tollgate.Tests.Infrastructure;
 
 namespace Tollgate.Tests.Providers.Gemini;
 
@@ -55,22 +51,13 @@ public sealed class FakeGemini : IAsyncDisposable
 
     public static async Task<FakeGemini> StartAsync(CancellationToken cancellationToken)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], EnvironmentName = Environments.Production });
-        builder.Configuration.Sources.Clear();
-        builder.Logging.ClearProviders();
-        builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = TimeSpan.FromSeconds(5));
-        builder.WebHost.ConfigureKestrel(options => options.Listen(IPAddress.Loopback, 0));
-
-        // A one-byte write buffer: every flush waits until the socket took the bytes, so an Abort() right
-        // after a flush (a cut stream) never loses the events already "sent".
-        builder.WebHost.UseSockets(options => options.MaxWriteBufferSize = 1);
+        var builder = LoopbackServer.CreateBuilder();
 
         var fake = new FakeGemini(builder.Build());
         try
         {
             await fake._app.StartAsync(cancellationToken);
-            var address = fake._app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
-            fake.BaseUrl = new Uri(address.TrimEnd('/') + "/v1beta/");
+            fake.BaseUrl = new Uri(LoopbackServer.AddressOf(fake._app) + "/v1beta/");
             return fake;
         }
         catch
