@@ -18,9 +18,6 @@ public static class TokenEstimator
 
     private static readonly Lazy<Tokenizer> Tokenizer = new(() => TiktokenTokenizer.CreateForModel("gpt-4o"));
 
-    /// <summary>Loads the tokenizer data now, so the first estimate on the request path does not pay for it.</summary>
-    public static void Warm() => _ = Tokenizer.Value;
-
     public static int Count(string text) => text.Length == 0 ? 0 : Tokenizer.Value.CountTokens(text);
 
     public static int CountUtf8(ReadOnlySpan<byte> utf8) => utf8.IsEmpty ? 0 : Count(Encoding.UTF8.GetString(utf8));
