@@ -20,6 +20,10 @@ internal static class ProviderHttpClientFactory
             UseCookies = false,
             AutomaticDecompression = DecompressionMethods.None,
             MaxConnectionsPerServer = int.MaxValue,
+
+            // Providers are third parties: the gateway's trace context (traceparent) is not theirs to see,
+            // and skipping the per-request propagation work keeps the hot path lighter.
+            ActivityHeadersPropagator = null,
         };
 
         // HttpMessageInvoker rather than HttpClient: no default timeout or header merging on the hot path;
