@@ -66,6 +66,7 @@ public sealed class KillTests : IAsyncLifetime
         var key = (string)JsonNode.Parse(output.Trim()[output.Trim().IndexOf('{', StringComparison.Ordinal)..])!["key"]!;
 
         var received = new ConcurrentBag<string>();
+        var enoughReceived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var attempted = 0;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         using var http = new HttpClient { BaseAddress = baseUrl, Timeout = TimeSpan.FromSeconds(30) };
@@ -92,6 +93,10 @@ public sealed class KillTests : IAsyncLifetime
                     if (response.StatusCode == HttpStatusCode.OK && (stream ? body.EndsWith("data: [DONE]\n\n", StringComparison.Ordinal) : JsonNode.Parse(body)?["choices"] is not null))
                     {
                         received.Add(id);
+                        if (received.Count >= 400)
+                        {
+                            enoughReceived.TrySetResult();
+                        }
                     }
                 }
                 catch (Exception ex) when (ex is HttpRequestException or IOException or TaskCanceledException or System.Text.Json.JsonException)
@@ -105,10 +110,7 @@ public sealed class KillTests : IAsyncLifetime
         }
 
         var workers = Enumerable.Range(0, 32).Select(WorkerAsync).ToArray();
-        while (received.Count < 400)
-        {
-            await Task.Delay(10, Ct);
-        }
+        await enoughReceived.Task.WaitAsync(Ct);
 
         await server.KillAsync();
         await stop.CancelAsync();
