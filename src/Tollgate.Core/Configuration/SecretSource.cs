@@ -15,8 +15,6 @@ public sealed class SecretSource
         _values = new Dictionary<string, string>(values, StringComparer.Ordinal);
     }
 
-    public static SecretSource Empty { get; } = new(new Dictionary<string, string>());
-
     /// <summary>Environment variables, with <c>.env</c> entries filling only names the environment lacks.</summary>
     public static SecretSource FromEnvironment(IReadOnlyDictionary<string, string> dotEnv)
     {

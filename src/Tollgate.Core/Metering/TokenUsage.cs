@@ -36,14 +36,6 @@ public readonly record struct UsageBuckets(
 
     /// <summary>The same usage in OpenAI's shape, as the client receives it.</summary>
     public TokenUsage ToOpenAI() => new(InputTotal, OutputTotal, InputCached, OutputReasoning);
-
-    /// <summary>From OpenAI's inclusive counts; cached and reasoning are clamped into their totals.</summary>
-    public static UsageBuckets FromOpenAI(TokenUsage usage)
-    {
-        var cached = Math.Clamp(usage.CachedTokens, 0, usage.PromptTokens);
-        var reasoning = Math.Clamp(usage.ReasoningTokens, 0, usage.CompletionTokens);
-        return new UsageBuckets(usage.PromptTokens - cached, cached, 0, 0, usage.CompletionTokens - reasoning, reasoning);
-    }
 }
 
 /// <summary>Where a usage record came from.</summary>

@@ -1,4 +1,5 @@
 using Tollgate.Metering;
+using Tollgate.Providers.OpenAI;
 using Tollgate.Routing;
 
 namespace Tollgate.Tests.Metering;
@@ -11,7 +12,7 @@ public sealed class CostCalculatorTests
         var prices = DeploymentPrices.Of(2.50m, 1.25m, 10.00m);
 
         // 1,000 prompt tokens of which 400 cached; 300 completion tokens (of which 100 reasoning, already inside).
-        var cost = CostCalculator.Cost(prices, UsageBuckets.FromOpenAI(new TokenUsage(1_000, 300, 400, 100)));
+        var cost = CostCalculator.Cost(prices, new OpenAIWireUsage(1_000, 300, 400, 100).ToBuckets());
 
         Assert.Equal((600 * 2.50m + 400 * 1.25m + 300 * 10.00m) / 1_000_000m, cost);
         Assert.Equal(0.005m, cost);
@@ -22,14 +23,14 @@ public sealed class CostCalculatorTests
     {
         var prices = DeploymentPrices.Of(1m, null, 2m);
 
-        Assert.Null(CostCalculator.Cost(prices, UsageBuckets.FromOpenAI(new TokenUsage(100, 10, 50, 0))));
-        Assert.Equal(0.00012m, CostCalculator.Cost(prices, UsageBuckets.FromOpenAI(new TokenUsage(100, 10, 0, 0))));
+        Assert.Null(CostCalculator.Cost(prices, new OpenAIWireUsage(100, 10, 50, 0).ToBuckets()));
+        Assert.Equal(0.00012m, CostCalculator.Cost(prices, new OpenAIWireUsage(100, 10, 0, 0).ToBuckets()));
     }
 
     [Fact]
     public void Cost_MissingOutputPrice_IsUnknown()
     {
-        Assert.Null(CostCalculator.Cost(DeploymentPrices.Of(1m, null, null), UsageBuckets.FromOpenAI(new TokenUsage(10, 1, 0, 0))));
+        Assert.Null(CostCalculator.Cost(DeploymentPrices.Of(1m, null, null), new OpenAIWireUsage(10, 1, 0, 0).ToBuckets()));
     }
 
     [Fact]

@@ -13,10 +13,9 @@ namespace Tollgate.Providers.OpenAI;
 public static class OpenAIResponseScanner
 {
     /// <summary>Facts about one OpenAI response body or stream chunk.</summary>
-    /// <param name="ChoiceTextBytes">UTF-8 bytes of the generated text inside <c>choices</c> (content, reasoning, tool arguments).</param>
     /// <param name="HasFinishReason">A choice carries a non-null <c>finish_reason</c>.</param>
     public readonly record struct ResponseFacts(
-        bool IsObject, OpenAIWireUsage? Usage, bool HasChoices, bool ChoicesEmpty, bool HasData, bool HasError, int ChoiceTextBytes, bool HasFinishReason);
+        bool IsObject, OpenAIWireUsage? Usage, bool HasChoices, bool ChoicesEmpty, bool HasData, bool HasError, bool HasFinishReason);
 
     /// <summary>Scans top-level properties; throws <see cref="JsonException"/> when the payload is not valid JSON.</summary>
     /// <param name="json">The payload.</param>
@@ -32,7 +31,6 @@ public static class OpenAIResponseScanner
 
         OpenAIWireUsage? usage = null;
         bool hasChoices = false, choicesEmpty = false, hasData = false, hasError = false, hasFinish = false;
-        var textBytes = 0;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             if (reader.ValueTextEquals("usage"u8))
@@ -80,7 +78,6 @@ public static class OpenAIResponseScanner
                     }
                     else if (reader.TokenType == JsonTokenType.String && isText)
                     {
-                        textBytes += reader.ValueSpan.Length;
                         if (choiceText is not null)
                         {
                             CopyUnescaped(ref reader, choiceText);
@@ -112,7 +109,7 @@ public static class OpenAIResponseScanner
             throw new JsonException("Unexpected data after the JSON object.");
         }
 
-        return new ResponseFacts(true, usage, hasChoices, choicesEmpty, hasData, hasError, textBytes, hasFinish);
+        return new ResponseFacts(true, usage, hasChoices, choicesEmpty, hasData, hasError, hasFinish);
     }
 
     private static void CopyUnescaped(ref Utf8JsonReader reader, IBufferWriter<byte> target)
