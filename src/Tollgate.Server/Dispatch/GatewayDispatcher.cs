@@ -219,7 +219,7 @@ internal sealed class GatewayDispatcher
                     {
                         var buffered = (BufferedResponse)response;
                         deployment.Health.RecordSuccess(_time.GetElapsedTime(started));
-                        await WriteBufferedAsync(context, deployment, buffered, accounting).ConfigureAwait(false);
+                        await WriteBufferedAsync(context, buffered, accounting).ConfigureAwait(false);
                     }
                 }
 
@@ -297,7 +297,7 @@ internal sealed class GatewayDispatcher
         headers["x-tollgate-route"] = log.ToHeader();
     }
 
-    private static async Task WriteBufferedAsync(HttpContext context, Deployment deployment, BufferedResponse response, RequestAccounting accounting)
+    private static async Task WriteBufferedAsync(HttpContext context, BufferedResponse response, RequestAccounting accounting)
     {
         if (!await accounting.CommitAsync(response.Status, null, response.Usage).ConfigureAwait(false))
         {
@@ -308,14 +308,14 @@ internal sealed class GatewayDispatcher
         var http = context.Response;
         http.StatusCode = response.Status;
         http.ContentType = "application/json";
-        SetUsageHeaders(http, deployment, response.Usage);
+        SetUsageHeaders(http, response.Usage, accounting.CostUsd);
         http.ContentLength = response.Body.Length;
         await http.Body.WriteAsync(response.Body, context.RequestAborted).ConfigureAwait(false);
     }
 
-    private static void SetUsageHeaders(HttpResponse http, Deployment deployment, MeteredUsage usage)
+    /// <summary>The cost header shows exactly what the ledger row recorded (computed once, in <see cref="RequestAccounting"/>).</summary>
+    private static void SetUsageHeaders(HttpResponse http, MeteredUsage usage, decimal? cost)
     {
-        var cost = CostCalculator.Cost(deployment.Prices, usage.Buckets);
         http.Headers["x-tollgate-cost-usd"] = cost is { } c ? c.ToString("0.##########", CultureInfo.InvariantCulture) : "unknown";
         http.Headers["x-tollgate-usage"] = usage.Estimated ? "estimated" : "reported";
     }

@@ -31,6 +31,9 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
 
     public long? FirstByteMs { get; private set; }
 
+    /// <summary>The provider cost recorded in the ledger row (null: a needed price is unknown); set by <see cref="CommitAsync"/>.</summary>
+    public decimal? CostUsd { get; private set; }
+
     /// <summary>Marks the deployment that answered, at the moment its first byte arrived.</summary>
     public void Answered(Deployment deployment)
     {
@@ -65,6 +68,8 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
         {
             cost = CostCalculator.Cost(deployment.Prices, usage.Buckets);
         }
+
+        CostUsd = cost;
 
         var price = 0L;
         if (Reservation is { } reservation)
