@@ -25,6 +25,25 @@ public static class CostCalculator
     }
 
     /// <summary>
+    /// The default savings baseline: what <paramref name="usage"/> would have cost on the most expensive of
+    /// <paramref name="candidates"/> (the route's premium choice). Candidates whose price for these buckets is
+    /// unknown are left out; null when none is known.
+    /// </summary>
+    public static decimal? Baseline(ReadOnlySpan<Deployment> candidates, UsageBuckets usage)
+    {
+        decimal? highest = null;
+        foreach (var candidate in candidates)
+        {
+            if (Cost(candidate.Prices, usage) is { } cost && (highest is null || cost > highest))
+            {
+                highest = cost;
+            }
+        }
+
+        return highest;
+    }
+
+    /// <summary>
     /// Expected cost of a request before it is sent, for ordering candidates: estimated input at the
     /// input rate plus expected output at the output rate. Null when a needed price is unknown.
     /// </summary>

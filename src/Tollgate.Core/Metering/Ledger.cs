@@ -48,6 +48,37 @@ public sealed record LedgerEntry
 
     /// <summary>The OpenAI error <c>code</c> given to the client, or a reason such as <c>client_aborted</c>.</summary>
     public string? ErrorCode { get; init; }
+
+    /// <summary>The task the request was routed as (classified or stated); null when the route does not route by task.</summary>
+    public string? Task { get; init; }
+
+    /// <summary>
+    /// What the same usage would have cost on the route's most expensive candidate, in picodollars: the
+    /// default savings baseline. Null when nothing was used or no candidate's price is known.
+    /// </summary>
+    public long? BaselineCostPicoUsd { get; init; }
+
+    /// <summary>
+    /// <see cref="LedgerAttemptKind.Answer"/> for the request's own row; otherwise the row meters an extra attempt
+    /// of the same request that used tokens but did not give the answer (counted in tokens and cost, not as a request).
+    /// </summary>
+    public LedgerAttemptKind AttemptKind { get; init; }
+
+    /// <summary>How many times the answer was escalated to a stronger tier after failing its check.</summary>
+    public int Escalations { get; init; }
+}
+
+/// <summary>What a ledger row meters.</summary>
+public enum LedgerAttemptKind
+{
+    /// <summary>The request itself: exactly one such row per request.</summary>
+    Answer,
+
+    /// <summary>A hedged attempt that lost the race and was cancelled.</summary>
+    Hedge,
+
+    /// <summary>An answer that failed its check (e.g. its JSON schema) and was escalated to a stronger tier.</summary>
+    Escalated,
 }
 
 /// <summary>Exact money: USD as integer picodollars (10⁻¹² USD) in storage, <see cref="decimal"/> in code.</summary>

@@ -92,6 +92,7 @@ internal sealed class GatewayDispatcher
             }
 
             accounting.Route = route.Name;
+            accounting.RouteCandidates = route.Candidates;
             if (!caller.Key.EffectiveLimits.AllowsModel(request.Model))
             {
                 await FailAsync(context, accounting, StatusCodes.Status403Forbidden,

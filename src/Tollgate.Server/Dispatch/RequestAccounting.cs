@@ -23,6 +23,15 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
 
     public string? Route { get; set; }
 
+    /// <summary>The route's candidates, for the savings baseline (the most expensive of them).</summary>
+    public Deployment[] RouteCandidates { get; set; } = [];
+
+    /// <summary>The task the request was routed as, when the route routes by task.</summary>
+    public string? Task { get; set; }
+
+    /// <summary>Escalations after failed answer checks.</summary>
+    public int Escalations { get; set; }
+
     public int Attempts { get; set; }
 
     public Reservation? Reservation { get; set; }
@@ -64,9 +73,11 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
 
         _committed = true;
         decimal? cost = 0m;
+        decimal? baseline = null;
         if (usage is not null && Served is { } deployment)
         {
             cost = CostCalculator.Cost(deployment.Prices, usage.Buckets);
+            baseline = CostCalculator.Baseline(RouteCandidates.Length > 0 ? RouteCandidates : [deployment], usage.Buckets);
         }
 
         CostUsd = cost;
@@ -100,6 +111,9 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
             TotalMs = (long)time.GetElapsedTime(_started).TotalMilliseconds,
             Status = status,
             ErrorCode = errorCode,
+            Task = Task,
+            BaselineCostPicoUsd = Money.ToPico(baseline),
+            Escalations = Escalations,
         };
 
         try

@@ -90,6 +90,19 @@ public sealed class SqliteDatabase
             -- No index on request_id: ids are random, so every commit would dirty a random index page (more WAL
             -- pages per commit on the request path, measured in docs/performance.md). Lookups by id are audits.
             """),
+        (3, "ledger: task, savings baseline, extra billed attempts", """
+            -- The task the router served the request as (classified or stated); null when no task routing ran.
+            ALTER TABLE ledger ADD COLUMN task TEXT NULL;
+            -- What the same tokens would have cost on the route's most expensive candidate, in picodollars:
+            -- the default savings baseline. Null when no candidate's price is known or nothing was used.
+            ALTER TABLE ledger ADD COLUMN baseline_pusd INTEGER NULL;
+            -- Null on a request's own row. 'hedge' or 'escalated' on an extra row that meters an attempt which
+            -- used tokens but did not give the answer (a hedged attempt that lost, an answer that failed its
+            -- schema check): same request_id, counted in tokens and cost, never as another request.
+            ALTER TABLE ledger ADD COLUMN attempt_kind TEXT NULL;
+            -- How many times the request was escalated to a stronger tier after a failed answer check.
+            ALTER TABLE ledger ADD COLUMN escalations INTEGER NOT NULL DEFAULT 0;
+            """),
     ];
 
     public SqliteDatabase(string dataDirectory)

@@ -76,11 +76,12 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
 
         sql.Append("""
             count(*),
-            sum(status < 200 OR status >= 300),
+            sum(attempt_kind IS NULL AND (status < 200 OR status >= 300)),
             sum(input_uncached), sum(input_cached), sum(cache_write_5m + cache_write_1h), sum(output_text), sum(output_reasoning),
             sum(cost_pusd),
             sum(cost_pusd IS NULL AND usage_source IS NOT NULL),
-            sum(price_pusd)
+            sum(price_pusd),
+            sum(attempt_kind IS NULL)
             FROM ledger WHERE ts_ms >= $from AND ts_ms < $to
             """);
         if (query.TenantId is not null)
@@ -109,9 +110,11 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             var n = groups.Count;
+            // An aggregate without GROUP BY returns one row even when nothing matched. Column n counts every
+            // row, extra attempt rows included; n + 10 counts requests.
             if (reader.GetInt64(n) == 0)
             {
-                continue; // An aggregate without GROUP BY returns one row even when nothing matched.
+                continue;
             }
 
             string? Group(UsageGrouping flag)
@@ -127,7 +130,7 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
                 Key = Group(UsageGrouping.Key),
                 Model = Group(UsageGrouping.Model),
                 Provider = Group(UsageGrouping.Provider),
-                Requests = reader.GetInt64(n),
+                Requests = Long(reader, n + 10),
                 Errors = Long(reader, n + 1),
                 InputTokens = Long(reader, n + 2),
                 CachedInputTokens = Long(reader, n + 3),
@@ -192,12 +195,15 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
         insert.CommandText = """
             INSERT INTO ledger (request_id, ts_ms, tenant_id, key_id, model, route, provider, deployment, attempts,
                 input_uncached, input_cached, cache_write_5m, cache_write_1h, output_text, output_reasoning,
-                usage_source, cost_pusd, price_pusd, first_byte_ms, total_ms, status, error_code)
+                usage_source, cost_pusd, price_pusd, first_byte_ms, total_ms, status, error_code,
+                task, baseline_pusd, attempt_kind, escalations)
             VALUES ($rid, $ts, $tenant, $key, $model, $route, $provider, $deployment, $attempts,
-                $iu, $ic, $w5, $w1, $ot, $or, $source, $cost, $price, $fb, $total, $status, $error)
+                $iu, $ic, $w5, $w1, $ot, $or, $source, $cost, $price, $fb, $total, $status, $error,
+                $task, $baseline, $kind, $escalations)
             """;
         foreach (var name in (string[])["$rid", "$ts", "$tenant", "$key", "$model", "$route", "$provider", "$deployment", "$attempts",
-            "$iu", "$ic", "$w5", "$w1", "$ot", "$or", "$source", "$cost", "$price", "$fb", "$total", "$status", "$error"])
+            "$iu", "$ic", "$w5", "$w1", "$ot", "$or", "$source", "$cost", "$price", "$fb", "$total", "$status", "$error",
+            "$task", "$baseline", "$kind", "$escalations"])
         {
             insert.Parameters.Add(new SqliteParameter { ParameterName = name });
         }
@@ -232,5 +238,9 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
         p[19].Value = e.TotalMs;
         p[20].Value = e.Status;
         p[21].Value = (object?)e.ErrorCode ?? DBNull.Value;
+        p[22].Value = (object?)e.Task ?? DBNull.Value;
+        p[23].Value = (object?)e.BaselineCostPicoUsd ?? DBNull.Value;
+        p[24].Value = e.AttemptKind switch { LedgerAttemptKind.Hedge => "hedge", LedgerAttemptKind.Escalated => "escalated", _ => DBNull.Value };
+        p[25].Value = e.Escalations;
     }
 }
