@@ -45,6 +45,14 @@ internal static class DemoCatalog
         public const string ClaudeSonnet = "claude-sonnet";
     }
 
+    /// <summary>The demo tenants' plans.</summary>
+    public static class Plans
+    {
+        public const string Team = "demo-team";
+        public const string Startup = "demo-startup";
+        public const string Hobby = "demo-hobby";
+    }
+
     /// <summary>The demo configuration, validated like a user's tollgate.json.</summary>
     public static TollgateOptions Options(Uri upstream)
     {
@@ -95,6 +103,14 @@ internal static class DemoCatalog
                 [Routes.ClaudeSonnet] = new JsonObject { ["strategy"] = RouteStrategies.Ordered, ["candidates"] = new JsonArray("demo-anthropic/claude-sonnet-4-5", "demo-openai/gpt-4o") },
             },
             ["routing"] = new JsonObject { ["attemptTimeoutMs"] = 5_000, ["circuitBreakMs"] = 2_000 },
+
+            // Plans sized for a one-minute burst: no per-minute limits, small included quotas so invoices show overage.
+            ["plans"] = new JsonObject
+            {
+                [Plans.Team] = new JsonObject { ["monthlyFeeUsd"] = 29, ["includedTokens"] = 300_000, ["overagePer1KTokensUsd"] = 0.004 },
+                [Plans.Startup] = new JsonObject { ["monthlyFeeUsd"] = 9, ["includedTokens"] = 100_000, ["overagePer1KTokensUsd"] = 0.005 },
+                [Plans.Hobby] = new JsonObject { ["monthlyFeeUsd"] = 0, ["includedTokens"] = 50_000, ["overagePer1KTokensUsd"] = 0.006 },
+            },
         };
         return ConfigurationLoader.Load(config, new Dictionary<string, string>());
     }
