@@ -82,11 +82,11 @@ internal static class CueLexicon
             + "al inglés|al español|al francés|al alemán|al chino|al japonés|al portugués|al italiano|en inglés|"
             + "sang tiếng|sang tieng|"
             + "成英文|成中文|成日语|成日文|成英语|成法语|成德语|为英文|为中文|成韩语|"
-            + "英語に|日本語に|中国語に|ドイツ語に|フランス語に|韓国語に|スペイン語に");
+            + "英語に|日本語に|中国語に|語に訳|語に翻|語訳");
         yield return (CueGroup.LanguageName, string.Join('|', Languages)
             + "|anglais|allemand|espagnol|français|italien|chinois|japonais|englisch|deutsch|französisch|spanisch|inglés|español|alemán|francés|"
             + "tiếng anh|tiếng việt|tiếng pháp|tiếng đức|tiếng nhật|tiếng trung|tiếng hàn|tieng anh|"
-            + "英文|英语|中文|日语|日文|法语|德语|韩语|英語|日本語|中国語|ドイツ語|フランス語|韓国語");
+            + "英文|英语|中文|日语|日文|法语|德语|韩语|英語|日本語|中国語|ドイツ語|韓国語");
         yield return (CueGroup.SummarizeVerb,
             "summarize|summary|summarizing|summarization|tl dr|tldr|recap|condense|key points|main points|key takeaways|takeaways|gist|in a nutshell|boil down|"
             + "shorten|brief overview|synopsis|sum up|highlights|executive summary|main ideas|"

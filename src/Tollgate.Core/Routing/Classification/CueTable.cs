@@ -25,19 +25,27 @@ internal sealed class CueTable
     {
         var phrases = new Dictionary<uint, ulong>();
         Span<uint> tokens = stackalloc uint[16];
+        List<string>? bad = null;
         foreach (var (group, list) in entries)
         {
             foreach (var phrase in list.Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
                 var count = TextScanner.Tokenize(Encoding.UTF8.GetBytes(phrase), tokens);
-                if (count is 0 or > TextScanner.MaxPhraseTokens)
+                if (count == 0)
                 {
-                    throw new InvalidOperationException($"Cue phrase '{phrase}' has {count} tokens; 1 to {TextScanner.MaxPhraseTokens} are matched.");
+                    (bad ??= []).Add(phrase);
+                    continue;
                 }
 
-                var key = NonZero(TextScanner.Phrase(tokens[..count]));
+                // Longer phrases (often katakana words, one token per character) match on their first tokens.
+                var key = NonZero(TextScanner.Phrase(tokens[..Math.Min(count, TextScanner.MaxPhraseTokens)]));
                 phrases[key] = phrases.GetValueOrDefault(key) | (1UL << (int)group);
             }
+        }
+
+        if (bad is not null)
+        {
+            throw new InvalidOperationException($"Cue phrases without any token: {string.Join(", ", bad)}");
         }
 
         var bits = 4;

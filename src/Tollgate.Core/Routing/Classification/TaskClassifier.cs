@@ -19,7 +19,7 @@ namespace Tollgate.Routing.Classification;
 public sealed class TaskClassifier
 {
     /// <summary>Default cost of routing one tier too low, relative to one tier too high. Chosen by cross-validation on the training file.</summary>
-    public const float DefaultUnderTierCost = 1.5f;
+    public const float DefaultUnderTierCost = 2.5f;
 
     private readonly int[] _tiers;
     private readonly int[] _distinctTiers;
