@@ -39,7 +39,7 @@ internal static class SimulateCommand
                 if (count is < 1 || result.GetValue(rps) is not > 0)
                 {
                     error.WriteLine("--requests and --rps must be positive.");
-                    return 1;
+                    return 2;
                 }
 
                 var file = result.GetValue(workload);
@@ -51,7 +51,7 @@ internal static class SimulateCommand
                     if (file is not null)
                     {
                         error.WriteLine("--write-workload writes a generated workload; it cannot be combined with --workload.");
-                        return 1;
+                        return 2;
                     }
 
                     using var writer = new StreamWriter(target.FullName, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));

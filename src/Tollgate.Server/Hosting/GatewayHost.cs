@@ -7,6 +7,7 @@ using Tollgate.Providers.Gemini;
 using Tollgate.Providers.OpenAI;
 using Tollgate.Routing;
 using Tollgate.Server.Auth;
+using Tollgate.Server.Billing;
 using Tollgate.Server.Dispatch;
 using Tollgate.Server.Endpoints.Admin;
 using Tollgate.Server.Endpoints.OpenAI;
@@ -60,6 +61,7 @@ public static class GatewayHost
         services.AddSingleton<ModelCatalogClock>();
         services.AddHostedService<KeyChangeWatcher>();
         services.AddHostedService<ReachabilityProbe>();
+        services.AddBilling();
 
         var app = builder.Build();
         app.UseMiddleware<RequestIdMiddleware>();
@@ -73,6 +75,7 @@ public static class GatewayHost
         admin.MapTenants();
         admin.MapUsageAdmin();
         admin.MapHealthAdmin();
+        app.MapBilling();
         app.MapGet("/", () => TypedResults.Text("Tollgate LLM gateway. OpenAI-compatible API under /v1; health at /health.\n"));
         return app;
     }
