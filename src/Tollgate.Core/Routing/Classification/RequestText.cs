@@ -357,7 +357,8 @@ internal ref struct RequestText
             raw.Slice(i, copy).CopyTo(destination[written..]);
             written += copy;
             i += copy;
-            if (copy < plain || next < 0 || i + 1 >= raw.Length)
+            // Full (the plain run may fill the destination exactly, right before an escape), or nothing left to unescape.
+            if (copy < plain || next < 0 || i + 1 >= raw.Length || written == destination.Length)
             {
                 break;
             }
