@@ -82,13 +82,15 @@ internal sealed record SimulationLatency(double P50, double P90, double P99, dou
 /// <param name="OverCost">Served, but dearer than the ceiling.</param>
 internal sealed record SimulationConstraints(int Requests, int Met, decimal MetPercent, int Unsatisfiable, int BestEffort, int OverLatency, int OverCost);
 
-/// <param name="FailedAttempts">Attempts that failed (5xx and 429).</param>
+/// <param name="FailedAttempts">Attempts that failed (5xx, 429 and timeouts).</param>
 /// <param name="RateLimited">Of those, 429s.</param>
+/// <param name="TimedOut">Of those, over the provider's attempt timeout (default 30 s, to the whole body of a buffered answer).</param>
 /// <param name="RequestsFailedOver">Served requests that needed more than one attempt.</param>
 /// <param name="CircuitOpens">Times a breaker opened from closed.</param>
-/// <param name="CircuitSkips">Candidates left out because their circuit was open or they were cooling down.</param>
+/// <param name="CircuitSkips">Candidates left out because their circuit was open or they were cooling down (one per plan and deployment).</param>
+/// <param name="RequestsRoutedAround">Requests whose first choice was one of those: they went elsewhere because of a breaker or cooldown.</param>
 /// <param name="TierFallbacks">Requests served below their task's tier because nothing at the tier was available.</param>
-internal sealed record SimulationFailover(int FailedAttempts, int RateLimited, int RequestsFailedOver, int CircuitOpens, int CircuitSkips, int TierFallbacks);
+internal sealed record SimulationFailover(int FailedAttempts, int RateLimited, int TimedOut, int RequestsFailedOver, int CircuitOpens, int CircuitSkips, int RequestsRoutedAround, int TierFallbacks);
 
 /// <param name="Labelled">Requests with a task label whose task the classifier decided.</param>
 /// <param name="Agreed">Of those, classified as labelled.</param>
@@ -109,6 +111,7 @@ internal sealed record SimulationDeployment(
     double? LatencyP50Ms,
     int FailedAttempts,
     int RateLimited,
+    int TimedOut,
     int CircuitOpens,
     int CircuitSkips);
 

@@ -47,9 +47,11 @@ internal static class SimulationReportBuilder
             Failover = new SimulationFailover(
                 tallies.Values.Sum(t => t.FailedAttempts),
                 tallies.Values.Sum(t => t.RateLimited),
+                tallies.Values.Sum(t => t.TimedOut),
                 served.Count(o => o.FailedAttempts > 0),
                 tallies.Values.Sum(t => t.CircuitOpens),
                 tallies.Values.Sum(t => t.CircuitSkips),
+                outcomes.Count(o => o.RoutedAround),
                 served.Count(o => o.TierFallback)),
             Classification = Classification(outcomes, taskTiers),
             Deployments = Deployments(route, served, tallies),
@@ -126,6 +128,7 @@ internal static class SimulationReportBuilder
                 latencies.Length > 0 ? Percentile(latencies, 50) : null,
                 tally.FailedAttempts,
                 tally.RateLimited,
+                tally.TimedOut,
                 tally.CircuitOpens,
                 tally.CircuitSkips));
         }

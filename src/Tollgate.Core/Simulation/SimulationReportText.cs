@@ -41,8 +41,8 @@ internal static class SimulationReportText
         Line(output, "Latency", $"p50 {Count(report.LatencyMs.P50)} ms, p90 {Count(report.LatencyMs.P90)} ms, p99 {Count(report.LatencyMs.P99)} ms (first token of streams, whole answer otherwise)");
         Line(output, "Constraints", $"{Count(c.Met)} of {Count(c.Requests)} constrained requests met them ({Percent(c.MetPercent)}): {Count(c.Unsatisfiable)} unsatisfiable, "
             + $"{Count(c.OverLatency)} over their latency budget, {Count(c.OverCost)} over their cost ceiling, {Count(c.BestEffort)} served best effort");
-        Line(output, "Failover", $"{Count(f.FailedAttempts)} failed attempts ({Count(f.RateLimited)} rate-limited), {Count(f.RequestsFailedOver)} requests failed over, "
-            + $"{Count(f.CircuitOpens)} circuit opens, {Count(f.CircuitSkips)} circuit skips, {Count(f.TierFallbacks)} tier fallbacks");
+        Line(output, "Failover", $"{Count(f.FailedAttempts)} failed attempts ({Count(f.RateLimited)} rate-limited, {Count(f.TimedOut)} timed out), {Count(f.RequestsFailedOver)} requests failed over, "
+            + $"{Count(f.CircuitOpens)} circuit opens, {Count(f.RequestsRoutedAround)} requests routed around an open circuit or a cooldown, {Count(f.TierFallbacks)} tier fallbacks");
         Line(output, "Classification", k.AgreementPercent is { } agreement
             ? $"{Count(k.Agreed)} of {Count(k.Labelled)} labelled requests classified as labelled ({Percent(agreement)}); tier right {Count(k.SameTier)}, too low {Count(k.UnderTier)}, too high {Count(k.OverTier)}"
             : "no labelled requests were classified");

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Tollgate.Configuration;
 using Tollgate.Health;
 using Tollgate.Metering;
+using Tollgate.Providers;
 using Tollgate.Requests;
 using Tollgate.Routing;
 using Tollgate.Routing.Classification;
@@ -79,6 +80,9 @@ internal sealed record SimulatedOutcome(WorkloadRequest Request, SimulatedStatus
 
     public bool BestEffort { get; init; }
 
+    /// <summary>A deployment that would have been tried first was left out for an open circuit or a cooldown.</summary>
+    public bool RoutedAround { get; init; }
+
     /// <summary>The request set a latency, cost, tier or provider constraint.</summary>
     public bool HadConstraints => Constraints.MaxLatencyMs is not null || Constraints.MaxCostUsd is not null || Constraints.MinTier is not null
         || Constraints.Providers is not null || Constraints.ExcludeProviders is not null;
@@ -96,6 +100,9 @@ internal sealed class DeploymentTally
 
     public int RateLimited { get; set; }
 
+    /// <summary>Attempts over the provider's attempt timeout: to the first token of a stream, to the whole body otherwise.</summary>
+    public int TimedOut { get; set; }
+
     public int CircuitOpens { get; set; }
 
     /// <summary>Plans that left it out because its circuit was open or it was cooling down, plus attempts its breaker refused.</summary>
@@ -106,7 +113,8 @@ internal sealed class DeploymentTally
 /// Replays a workload through the real <see cref="Router"/>, <see cref="TaskClassifier"/> and <see cref="DeploymentHealth"/>
 /// against simulated providers, in simulated time: each request's body is built and parsed as the gateway would,
 /// its task decided, its route planned, and its candidates tried in order like the dispatcher's failover loop, with
-/// failures, 429s and latencies drawn from the provider profiles. Nothing is sent over the network.
+/// failures, 429s and latencies drawn from the provider profiles, and the provider's attempt timeout applied.
+/// Nothing is sent over the network.
 /// </summary>
 /// <remarks>
 /// Requests are served one after another at their arrival times, and an attempt's outcome reaches the breaker at its
@@ -168,11 +176,13 @@ internal static class Simulator
             var constraints = request.Constraints;
             var task = DecideTask(request, constraints);
             var plan = Router.Plan(route, request, constraints, task, verify: false);
+            var routedAround = false;
             foreach (var skipped in plan.Skipped)
             {
                 if (skipped.Reason is SkipReason.CircuitOpen or SkipReason.CoolingDown)
                 {
                     Tally(skipped.Deployment).CircuitSkips++;
+                    routedAround |= WouldHaveLed(skipped.Deployment, request, task, plan);
                 }
             }
 
@@ -182,6 +192,7 @@ internal static class Simulator
                 Constraints = constraints,
                 TierFallback = plan.TierFallback,
                 BestEffort = plan.BestEffort,
+                RoutedAround = routedAround,
             };
             if (plan.Candidates.Length == 0)
             {
@@ -209,7 +220,7 @@ internal static class Simulator
                 if (roll < profile.RateLimitRate + profile.FailureRate)
                 {
                     var rateLimited = roll < profile.RateLimitRate;
-                    Fail(deployment, rateLimited);
+                    Fail(deployment, rateLimited ? FailureKind.RateLimited : FailureKind.ServerError);
                     failed++;
 
                     // A 429 is refused at once; a 5xx arrives about when the first token would have.
@@ -219,6 +230,16 @@ internal static class Simulator
 
                 var perToken = profile.MsPerOutputToken * Spread(profile);
                 var total = ttft + (item.OutputTokens * perToken);
+                var timeout = deployment.Provider.AttemptTimeout.TotalMilliseconds;
+                if ((item.Stream ? ttft : total) > timeout)
+                {
+                    // The attempt timeout runs to the first token of a stream but to the whole body of a buffered answer.
+                    Fail(deployment, FailureKind.Timeout);
+                    failed++;
+                    elapsedMs += timeout;
+                    continue;
+                }
+
                 if (item.Stream)
                 {
                     health.RecordSuccess(TimeSpan.FromMilliseconds(ttft), streamed: true);
@@ -245,20 +266,49 @@ internal static class Simulator
             return outcome with { Status = failed > 0 ? SimulatedStatus.AllFailed : SimulatedStatus.NoProvider, FailedAttempts = failed, LatencyMs = elapsedMs };
         }
 
-        private void Fail(Deployment deployment, bool rateLimited)
+        private void Fail(Deployment deployment, FailureKind kind)
         {
             var tally = Tally(deployment);
+            var rateLimited = kind == FailureKind.RateLimited;
             var wasAvailable = deployment.Health.Check() == Availability.Available;
-            deployment.Health.RecordFailure(rateLimited ? "simulated 429" : "simulated 5xx", rateLimited, cooldown: null);
+            deployment.Health.RecordFailure($"simulated {kind.ToString().ToLowerInvariant()}", rateLimited, cooldown: null);
             tally.FailedAttempts++;
             if (rateLimited)
             {
                 tally.RateLimited++;
+                return;
             }
-            else if (wasAvailable && deployment.Health.Check() == Availability.CircuitOpen)
+
+            if (kind == FailureKind.Timeout)
+            {
+                tally.TimedOut++;
+            }
+
+            if (wasAvailable && deployment.Health.Check() == Availability.CircuitOpen)
             {
                 tally.CircuitOpens++;
             }
+        }
+
+        /// <summary>
+        /// Whether a deployment left out for its breaker or cooldown would otherwise have been tried first: it passed every
+        /// check before health (provider lists, capabilities, context, minimum tier), serves the task, and is expected to be
+        /// cheaper than the plan's first candidate. Its latency and cost budgets were not checked, so this is an upper bound.
+        /// </summary>
+        private static bool WouldHaveLed(Deployment skipped, ParsedRequest request, TaskDecision? task, RoutePlan plan)
+        {
+            if (task is { } t && !skipped.Serves(t.Task, t.MinimumTier))
+            {
+                return false;
+            }
+
+            if (plan.Candidates.Length == 0 || plan.Route.Strategy == RouteStrategy.Ordered)
+            {
+                return plan.Candidates.Length == 0 || Array.IndexOf(plan.Route.Candidates, skipped) < Array.IndexOf(plan.Route.Candidates, plan.Candidates[0].Deployment);
+            }
+
+            var cost = CostCalculator.Expected(skipped.Prices, request.EstimatedInputTokens, Router.ExpectedOutputTokens(skipped, request));
+            return cost < (plan.Candidates[0].ExpectedCostUsd ?? decimal.MaxValue);
         }
 
         private DeploymentTally Tally(Deployment deployment)

@@ -135,6 +135,7 @@ public sealed class SimulationTests
         Assert.Equal(100, Row(report, "mid2").Requests);
         Assert.Equal(3, report.Failover.RequestsFailedOver);
         Assert.Equal(3, report.Failover.FailedAttempts);
+        Assert.Equal(97, report.Failover.RequestsRoutedAround);
 
         // Slow arrivals (one every 2 s on average): the breaker lets a half-open probe through every 30 s, and each fails.
         var slow = Simulator.Run(new SimulationSettings { Options = Tiered(), Providers = providers, RequestsPerSecond = 0.5 }, workload);
@@ -161,6 +162,23 @@ public sealed class SimulationTests
 
         // Latencies 100, 200, 700 (mid: 200 + 100 × 5) and 1500 (big: 500 + 50 × 20).
         Assert.Equal(new SimulationLatency(P50: 200, P90: 1500, P99: 1500, Max: 1500), report.LatencyMs);
+    }
+
+    [Fact]
+    public void Run_BufferedAnswerOverTheAttemptTimeout_FailsOver_ButAStreamDoesNot()
+    {
+        // small: 100 + 5,000 × 10 = 50.1 s to the whole body, over the 30 s attempt timeout; its first token comes at 100 ms.
+        var workload = Workload(
+            Line("\"task\":\"classification\"", output: 5_000, maxTokens: 8_192),
+            Line("\"task\":\"classification\"", output: 5_000, maxTokens: 8_192, stream: true));
+
+        var report = Simulator.Run(new SimulationSettings { Options = Tiered(), Providers = ExactTiered }, workload);
+
+        Assert.Equal((1, 1, 1), (Row(report, "small").TimedOut, Row(report, "small").Requests, Row(report, "mid").Requests));
+        Assert.Equal(1, report.Failover.RequestsFailedOver);
+
+        // The buffered one waited out the timeout, then mid's 200 + 5,000 × 5 ms.
+        Assert.Equal(new SimulationLatency(P50: 100, P90: 55_200, P99: 55_200, Max: 55_200), report.LatencyMs);
     }
 
     [Fact]
