@@ -7,6 +7,7 @@ using Tollgate.Providers.Gemini;
 using Tollgate.Providers.OpenAI;
 using Tollgate.Routing;
 using Tollgate.Server.Auth;
+using Tollgate.Server.Dashboard;
 using Tollgate.Server.Dispatch;
 using Tollgate.Server.Endpoints.Admin;
 using Tollgate.Server.Endpoints.OpenAI;
@@ -56,6 +57,8 @@ public static class GatewayHost
         services.AddSingleton<ClientKeyCache>();
         services.AddSingleton<TenantDirectory>();
         services.AddSingleton(new AdminKey(adminKeyHash));
+        services.AddSingleton<DashboardSessions>();
+        services.AddSingleton<DashboardAssets>();
         services.AddSingleton<ModelCatalogClock>();
         services.AddHostedService<KeyChangeWatcher>();
         services.AddHostedService<ReachabilityProbe>();
@@ -72,6 +75,7 @@ public static class GatewayHost
         admin.MapTenants();
         admin.MapUsageAdmin();
         admin.MapHealthAdmin();
+        app.MapDashboard();
         app.MapGet("/", () => TypedResults.Text("Tollgate LLM gateway. OpenAI-compatible API under /v1; health at /health.\n"));
         return app;
     }
