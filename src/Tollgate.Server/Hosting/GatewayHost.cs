@@ -7,6 +7,7 @@ using Tollgate.Providers.Gemini;
 using Tollgate.Providers.OpenAI;
 using Tollgate.Routing;
 using Tollgate.Server.Auth;
+using Tollgate.Server.Billing;
 using Tollgate.Server.Dashboard;
 using Tollgate.Server.Dispatch;
 using Tollgate.Server.Endpoints.Admin;
@@ -62,6 +63,7 @@ public static class GatewayHost
         services.AddSingleton<ModelCatalogClock>();
         services.AddHostedService<KeyChangeWatcher>();
         services.AddHostedService<ReachabilityProbe>();
+        services.AddBilling();
 
         var app = builder.Build();
         app.UseMiddleware<RequestIdMiddleware>();
@@ -75,6 +77,7 @@ public static class GatewayHost
         admin.MapTenants();
         admin.MapUsageAdmin();
         admin.MapHealthAdmin();
+        app.MapBilling();
         app.MapDashboard();
         app.MapGet("/", () => TypedResults.Text("Tollgate LLM gateway. OpenAI-compatible API under /v1; health at /health.\n"));
         return app;

@@ -103,6 +103,25 @@ public sealed class SqliteDatabase
             -- How many times the request was escalated to a stronger tier after a failed answer check.
             ALTER TABLE ledger ADD COLUMN escalations INTEGER NOT NULL DEFAULT 0;
             """),
+        (4, "issued invoices", """
+            -- One row per issued invoice version: the full snapshot as a JSON document (what the API returns),
+            -- plus the columns lists filter by. Issued invoices never change: a re-issue is a new version row.
+            CREATE TABLE invoices (
+                id              TEXT PRIMARY KEY,           -- inv_{yyyy-MM}_{tenant}_{version}
+                tenant_id       TEXT NOT NULL,
+                month           TEXT NOT NULL,              -- yyyy-MM (UTC calendar month)
+                version         INTEGER NOT NULL,
+                issued_at       TEXT NOT NULL,
+                total_due_pusd  INTEGER NOT NULL,           -- picodollars, as the ledger
+                document        TEXT NOT NULL,
+                UNIQUE (tenant_id, month, version)
+            );
+            CREATE INDEX invoices_month ON invoices (month, tenant_id);
+            CREATE TRIGGER invoices_immutable BEFORE UPDATE ON invoices
+                BEGIN SELECT RAISE(ABORT, 'issued invoices are immutable; re-issue makes a new version'); END;
+            CREATE TRIGGER invoices_kept BEFORE DELETE ON invoices
+                BEGIN SELECT RAISE(ABORT, 'issued invoices are kept; re-issue makes a new version'); END;
+            """),
     ];
 
     public SqliteDatabase(string dataDirectory)

@@ -32,18 +32,8 @@ internal static class UsageEndpoints
     /// <summary>Parses <c>from</c>, <c>to</c> and <c>groupBy</c>; null and an error message when invalid.</summary>
     public static UsageQuery? Parse(string? tenant, string? from, string? to, string? groupBy, DateTimeOffset now, out string? error)
     {
-        error = null;
-        var start = UsageLimiter.MonthStart(now);
-        var end = now.AddMilliseconds(1);
-        if (from is not null && !TryParseTime(from, endOfDay: false, out start))
+        if (!ReportRange.TryParse(from, to, now, out var start, out var end, out error))
         {
-            error = $"'from' must be a date (2025-01-31) or an ISO 8601 time, got '{from}'.";
-            return null;
-        }
-
-        if (to is not null && !TryParseTime(to, endOfDay: true, out end))
-        {
-            error = $"'to' must be a date (2025-01-31, inclusive) or an ISO 8601 time (exclusive), got '{to}'.";
             return null;
         }
 
@@ -174,19 +164,8 @@ internal static class UsageEndpoints
         _ => UsageGrouping.Key,
     };
 
-    private static string Escape(string? value) =>
+    internal static string Escape(string? value) =>
         value is null ? string.Empty : value.AsSpan().IndexOfAny(",\"\n") >= 0 ? "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : value;
-
-    private static bool TryParseTime(string text, bool endOfDay, out DateTimeOffset value)
-    {
-        if (DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date))
-        {
-            value = new DateTimeOffset(date.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero).AddDays(endOfDay ? 1 : 0);
-            return true;
-        }
-
-        return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out value);
-    }
 }
 
 /// <summary>What a key may use and has used this month: its tenant's plan and its own limits.</summary>
