@@ -46,7 +46,7 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
 
         // Totals: exactly the report JSON.
         var usageTotals = byDay["totals"]!;
-        Assert.Equal(4, (long)usageTotals["requests"]!);
+        Assert.Equal(5, (long)usageTotals["requests"]!);
         Assert.Equal(1, (long)usageTotals["failovers"]!);
         Assert.Equal(1, (long)usageTotals["errors"]!);
         foreach (var measure in new[] { "costUsd", "priceUsd", "totalTokens", "requests", "errors", "failovers" })
@@ -75,6 +75,7 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
 
         Assert.Equal(2, await page.Locator("[data-table=top-tenants] tbody tr").CountAsync());
         Assert.Equal(providers["providers"]!.AsArray().Count, await page.Locator("[data-table=health] tbody tr").CountAsync());
+        await page.WaitForSelectorAsync("#health-table[data-refreshes='2']");
 
         // Invoices: the list links to the invoice page, which the cookie opens.
         var link = page.Locator($"a[data-invoice='{invoice.Id}']");

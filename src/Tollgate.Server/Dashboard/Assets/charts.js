@@ -45,7 +45,7 @@ export function daysBetween(from, to) {
 export function seriesFrom(rows, seriesKey, measure) {
   const byName = new Map();
   for (const row of rows) {
-    const name = row[seriesKey] ?? '(none)';
+    const name = row[seriesKey] || '(none)';
     if (!byName.has(name)) {
       byName.set(name, { name, values: new Map(), weight: 0 });
     }
@@ -105,7 +105,9 @@ function figure(name, title, content) {
  * Stacked bars per day. series: [{ name, values: Map(day -> decimal text) }]; format(text) labels values.
  * One rect per non-zero (day, series) value, carrying data-day, data-series and data-value.
  */
-export function stackedBars(name, title, days, series, format) {
+export function stackedBars(name, title, days, allSeries, format) {
+  // A series with nothing to draw (e.g. a model whose only requests failed) would be a legend entry without a bar.
+  const series = allSeries.filter(s => days.some(day => toNumber(s.values.get(day)) > 0));
   const totals = days.map(day => series.reduce((sum, s) => sum + Math.max(0, toNumber(s.values.get(day))), 0));
   const max = Math.max(0, ...totals);
   if (max <= 0) {
