@@ -37,7 +37,7 @@ internal static class BillingCsv
         ("cost_usd", r => Money(r.CostUsd)),
         ("baseline_cost_usd", r => Money(r.BaselineCostUsd)),
         ("saved_usd", r => Money(r.SavedUsd)),
-        ("saved_percent", r => Money(r.SavedPercent)),
+        ("saved_percent", r => Percent(r.SavedPercent)),
         ("unknown_cost_requests", r => Number(r.UnknownCostRequests)),
     ]);
 
@@ -46,7 +46,7 @@ internal static class BillingCsv
         ("revenue_usd", r => Money(r.RevenueUsd)),
         ("provider_cost_usd", r => Money(r.ProviderCostUsd)),
         ("margin_usd", r => Money(r.MarginUsd)),
-        ("margin_percent", r => Money(r.MarginPercent)),
+        ("margin_percent", r => Percent(r.MarginPercent)),
         ("issued_invoices", r => Number(r.IssuedInvoices)),
         ("draft_invoices", r => Number(r.DraftInvoices)),
     ]);
@@ -54,6 +54,9 @@ internal static class BillingCsv
     public static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     public static string Money(decimal value) => value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Percentages are already rounded to 2 decimals; always written with 2.</summary>
+    public static string Percent(decimal value) => value.ToString("0.00", CultureInfo.InvariantCulture);
 
     /// <summary>The value of a named dimension column of a row.</summary>
     public static string? GroupValue(GroupedRow row, string dimension) => dimension switch
