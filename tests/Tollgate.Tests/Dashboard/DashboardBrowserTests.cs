@@ -74,8 +74,11 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
         }
 
         Assert.Equal(2, await page.Locator("[data-table=top-tenants] tbody tr").CountAsync());
+        await Assertions.Expect(page.Locator($"[data-table=margin] tr[data-tenant='{world.Globex}']")).ToContainTextAsync(DashboardWorld.GlobexName);
+        Assert.Equal(0, await page.Locator("#injected").CountAsync());
         Assert.Equal(providers["providers"]!.AsArray().Count, await page.Locator("[data-table=health] tbody tr").CountAsync());
-        await page.WaitForSelectorAsync("#health-table[data-refreshes='2']");
+        // Live: the table is read again from /providers (at least one refresh after the first load).
+        await page.WaitForFunctionAsync("() => Number(document.getElementById('health-table').dataset.refreshes) >= 2");
 
         // Invoices: the list links to the invoice page, which the cookie opens.
         var link = page.Locator($"a[data-invoice='{invoice.Id}']");

@@ -23,6 +23,9 @@ internal sealed class DashboardWorld : IAsyncDisposable
         GlobexKey = globexKey;
     }
 
+    /// <summary>Markup in a name: the page must show it as text, never parse it.</summary>
+    public const string GlobexName = "Globex <img src=x id=injected> & Co";
+
     public GatewayScenario Scenario { get; }
 
     public TestGateway Gateway => Scenario.Gateway;
@@ -42,7 +45,7 @@ internal sealed class DashboardWorld : IAsyncDisposable
         {
             var gateway = scenario.Gateway;
             var acme = await Tenants.CreateAsync(gateway, "Acme", "pro", cancellationToken);
-            var globex = await Tenants.CreateAsync(gateway, "Globex", "starter", cancellationToken);
+            var globex = await Tenants.CreateAsync(gateway, GlobexName, "starter", cancellationToken);
             var acmeKey = (string)(await Tenants.CreateKeyAsync(gateway, new { name = "acme-app", tenant = acme, limits = new { monthlyTokens = 1_000_000, monthlyBudgetUsd = 5m } }, cancellationToken))["key"]!;
             var globexKey = (string)(await Tenants.CreateKeyAsync(gateway, new { name = "globex-app", tenant = globex }, cancellationToken))["key"]!;
 
