@@ -90,22 +90,49 @@ public sealed record DeploymentOptions
 
     /// <summary>Any of <c>tools</c>, <c>vision</c>, <c>json</c>, <c>embeddings</c>.</summary>
     public List<string> Capabilities { get; init; } = [];
+
+    /// <summary>
+    /// Quality tier: 1 small or local, 2 mid-size, 3 frontier. Task routing sends a task only to deployments
+    /// at or above the task's minimum tier (<see cref="RoutingOptions.TaskTiers"/>). Default 2.
+    /// </summary>
+    public int Tier { get; init; } = 2;
+
+    /// <summary>Tasks (e.g. <c>translation</c>, <c>code</c>) this deployment is trusted with whatever its tier.</summary>
+    public List<string> Strengths { get; init; } = [];
 }
 
 /// <summary>A public model name and the deployments that can answer it.</summary>
 public sealed record RouteOptions
 {
     /// <summary><c>cheapest</c> (default): order by expected cost; <c>ordered</c>: keep the listed order.</summary>
+    /// <summary><c>task</c>: classify the request, keep candidates whose tier serves the task, then cheapest first.</summary>
     public string Strategy { get; init; } = RouteStrategies.Cheapest;
 
     public List<string> Candidates { get; init; } = [];
+
+    /// <summary>
+    /// Hedging: when the chosen deployment has not produced its first token within its p95 time to first
+    /// token, start the next candidate too; the first to answer wins and the other is cancelled. Default false.
+    /// </summary>
+    public bool Hedge { get; init; }
+
+    /// <summary>The hedge delay used while a deployment has too few latency samples for a p95. Default 2000 ms.</summary>
+    public int HedgeDelayMs { get; init; } = 2_000;
+
+    /// <summary>
+    /// Verify-then-escalate: for non-streaming requests with a <c>json_schema</c> response format, try the
+    /// cheapest capable deployment first and move to a higher tier only when the answer fails the schema. Default false
+    /// (a request can ask for it with <c>x-tollgate-verify: true</c>).
+    /// </summary>
+    public bool Verify { get; init; }
 }
 
 public static class RouteStrategies
 {
     public const string Cheapest = "cheapest";
     public const string Ordered = "ordered";
-    public static readonly IReadOnlyList<string> Known = [Cheapest, Ordered];
+    public const string Task = "task";
+    public static readonly IReadOnlyList<string> Known = [Cheapest, Ordered, Task];
 }
 
 public sealed record RoutingOptions
@@ -124,6 +151,12 @@ public sealed record RoutingOptions
 
     /// <summary>Longest cooldown honoured from an upstream <c>Retry-After</c>. Default 300000 ms.</summary>
     public int MaxCooldownMs { get; init; } = 300_000;
+
+    /// <summary>
+    /// Minimum tier per task for task routing, e.g. <c>{"code": 3}</c>; tasks not named keep their defaults
+    /// (classification, extraction, summarization 1; translation, chat, code 2; reasoning 3).
+    /// </summary>
+    public Dictionary<string, int> TaskTiers { get; init; } = new(StringComparer.OrdinalIgnoreCase);
 }
 
 /// <summary>

@@ -71,6 +71,16 @@ public static class TollgateOptionsValidator
                     errors.Add($"{key}:capabilities: unknown capability '{capability}' (expected: {string.Join(", ", Capabilities.Names)})");
                 }
             }
+
+            if (model.Tier is < 1 or > 5)
+            {
+                errors.Add($"{key}:tier: must be between 1 (small or local) and 5, got {model.Tier}");
+            }
+
+            foreach (var strength in model.Strengths)
+            {
+                CheckTask(errors, $"{key}:strengths", strength);
+            }
         }
 
         foreach (var (name, route) in options.Routes)
@@ -84,6 +94,11 @@ public static class TollgateOptionsValidator
             if (route.Candidates.Count == 0)
             {
                 errors.Add($"{key}:candidates: must list at least one deployment");
+            }
+
+            if (route.HedgeDelayMs <= 0)
+            {
+                errors.Add($"{key}:hedgeDelayMs: must be positive, got {route.HedgeDelayMs}");
             }
 
             var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -105,6 +120,15 @@ public static class TollgateOptionsValidator
                 {
                     errors.Add($"{key}: the name is also a deployment id under models; a public name must mean one thing (rename the route or the deployment '{target.UpstreamModel}')");
                 }
+            }
+        }
+
+        foreach (var (task, tier) in options.Routing.TaskTiers)
+        {
+            CheckTask(errors, "routing:taskTiers", task);
+            if (tier is < 1 or > 5)
+            {
+                errors.Add($"routing:taskTiers:{task}: must be a tier between 1 and 5, got {tier}");
             }
         }
 
@@ -148,6 +172,14 @@ public static class TollgateOptionsValidator
         }
 
         return errors;
+    }
+
+    private static void CheckTask(List<string> errors, string key, string task)
+    {
+        if (!Routing.Classification.TaskKinds.TryParse(task, out _))
+        {
+            errors.Add($"{key}: unknown task '{task}' (expected one of: {string.Join(", ", Routing.Classification.TaskKinds.All.Select(t => Routing.Classification.TaskKinds.Name(t)))})");
+        }
     }
 
     private static void CheckPrice(List<string> errors, string key, decimal? price, bool required)

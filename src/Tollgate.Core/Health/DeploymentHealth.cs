@@ -37,24 +37,27 @@ public sealed record HealthPolicy(int FailureThreshold, TimeSpan BreakDuration, 
 /// </remarks>
 public sealed class DeploymentHealth
 {
-    private const int LatencySamples = 128;
-
-    // Weight of the newest sample in the error-rate and latency averages (about the last 20 outcomes).
+    // Weight of the newest sample in the error-rate average (about the last 20 outcomes).
     private const double EwmaAlpha = 0.1;
 
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
     private readonly HealthPolicy _policy;
-    private readonly double[] _latencies = new double[LatencySamples];
+
+    // Streams: time to the first event (the first token). Buffered answers: time to the whole answer. Kept
+    // apart because they measure different things; mixing them would make both useless for budgets and hedging.
+    private readonly LatencyWindow _firstToken = new();
+    private readonly LatencyWindow _response = new();
+
+    // Generation speed after the first token (streams) or for the whole answer (buffered: conservative).
+    private readonly LatencyWindow _msPerOutputToken = new();
+    private readonly LatencyWindow _outputTokens = new();
 
     private CircuitState _state;
     private int _consecutiveFailures;
     private DateTimeOffset _openUntil;
     private bool _probeInFlight;
     private DateTimeOffset _cooldownUntil;
-    private int _latencyCount;
-    private int _latencyNext;
-    private double _latencyEwmaMs;
     private double _errorRate;
     private long _successes;
     private long _failures;
@@ -118,7 +121,11 @@ public sealed class DeploymentHealth
         }
     }
 
-    public void RecordSuccess(TimeSpan latency)
+    /// <summary>
+    /// An attempt that answered: <paramref name="latency"/> is the time to the first event of a stream, or to
+    /// the whole body of a buffered answer.
+    /// </summary>
+    public void RecordSuccess(TimeSpan latency, bool streamed = false)
     {
         var ms = latency.TotalMilliseconds;
         lock (_lock)
@@ -128,10 +135,43 @@ public sealed class DeploymentHealth
             _state = CircuitState.Closed;
             _probeInFlight = false;
             _errorRate *= 1 - EwmaAlpha;
-            _latencyEwmaMs = _latencyCount == 0 ? ms : _latencyEwmaMs + (EwmaAlpha * (ms - _latencyEwmaMs));
-            _latencies[_latencyNext] = ms;
-            _latencyNext = (_latencyNext + 1) % LatencySamples;
-            _latencyCount = Math.Min(_latencyCount + 1, LatencySamples);
+            (streamed ? _firstToken : _response).Add(ms);
+        }
+    }
+
+    /// <summary>
+    /// Generation speed of an answer that finished: for a stream, the time after its first token per output
+    /// token; for a buffered answer, its whole time per output token (it has no visible first token).
+    /// </summary>
+    public void RecordCompletion(TimeSpan total, TimeSpan firstToken, long outputTokens, bool streamed)
+    {
+        if (outputTokens <= 0)
+        {
+            return;
+        }
+
+        var generatingMs = streamed ? Math.Max(0, (total - firstToken).TotalMilliseconds) : total.TotalMilliseconds;
+        lock (_lock)
+        {
+            _msPerOutputToken.Add(generatingMs / outputTokens);
+            _outputTokens.Add(outputTokens);
+        }
+    }
+
+    /// <summary>What the router needs to predict this deployment's latency for one request.</summary>
+    public LatencyEstimate Latency()
+    {
+        lock (_lock)
+        {
+            return new LatencyEstimate(
+                _firstToken.Ewma,
+                _firstToken.Count,
+                _firstToken.Percentile(95),
+                _response.Ewma,
+                _response.Count,
+                _response.Percentile(95),
+                _msPerOutputToken.Ewma,
+                _outputTokens.Ewma);
         }
     }
 
@@ -192,29 +232,86 @@ public sealed class DeploymentHealth
         lock (_lock)
         {
             var state = _state == CircuitState.Open && now >= _openUntil ? CircuitState.HalfOpen : _state;
-            double? p50 = null;
-            if (_latencyCount > 0)
-            {
-                var copy = _latencies.AsSpan(0, _latencyCount).ToArray();
-                Array.Sort(copy);
-                p50 = copy[copy.Length / 2];
-            }
 
+            // The headline latency is what a client waits for its first token: a stream's first event when
+            // streams were served, else the whole buffered answer.
+            var headline = _firstToken.Count > 0 ? _firstToken : _response;
             return new HealthSnapshot(
                 state,
                 _cooldownUntil > now ? _cooldownUntil : null,
-                p50,
-                _latencyCount > 0 ? _latencyEwmaMs : null,
+                headline.Percentile(50),
+                headline.Ewma,
                 _errorRate,
                 _successes,
                 _failures,
                 _lastError,
-                _lastErrorAt);
+                _lastErrorAt)
+            {
+                FirstTokenP50Ms = _firstToken.Percentile(50),
+                FirstTokenP95Ms = _firstToken.Percentile(95),
+                FirstTokenEwmaMs = _firstToken.Ewma,
+                ResponseP50Ms = _response.Percentile(50),
+                ResponseP95Ms = _response.Percentile(95),
+                MsPerOutputToken = _msPerOutputToken.Ewma,
+            };
         }
     }
 }
 
+/// <summary>
+/// A deployment's live latency, for latency budgets and hedging. Null values mean not measured yet.
+/// </summary>
+/// <param name="FirstTokenEwmaMs">Decaying average time to a stream's first event.</param>
+/// <param name="FirstTokenSamples">How many stream first-event samples the percentile rests on.</param>
+/// <param name="FirstTokenP95Ms">95th percentile of the recent stream first-event times.</param>
+/// <param name="ResponseEwmaMs">Decaying average time to a whole buffered answer.</param>
+/// <param name="ResponseSamples">How many buffered-answer samples the percentile rests on.</param>
+/// <param name="ResponseP95Ms">95th percentile of the recent buffered-answer times.</param>
+/// <param name="MsPerOutputToken">Decaying average generation time per output token.</param>
+/// <param name="AverageOutputTokens">Decaying average output tokens per answer.</param>
+public readonly record struct LatencyEstimate(
+    double? FirstTokenEwmaMs,
+    int FirstTokenSamples,
+    double? FirstTokenP95Ms,
+    double? ResponseEwmaMs,
+    int ResponseSamples,
+    double? ResponseP95Ms,
+    double? MsPerOutputToken,
+    double? AverageOutputTokens)
+{
+    /// <summary>Output tokens assumed when neither the request nor past answers say (a short paragraph).</summary>
+    public const int DefaultOutputTokens = 256;
+
+    /// <summary>
+    /// Expected milliseconds until the client has what it waits for: a stream's first token, or a buffered
+    /// answer with <paramref name="maxOutputTokens"/> (else the usual answer length) of output. Null when the
+    /// deployment has not been measured in the way this request needs.
+    /// </summary>
+    public double? Expected(bool stream, int? maxOutputTokens)
+    {
+        if (stream)
+        {
+            return FirstTokenEwmaMs;
+        }
+
+        var output = maxOutputTokens ?? AverageOutputTokens ?? DefaultOutputTokens;
+        if (ResponseEwmaMs is { } response && AverageOutputTokens is { } usual && MsPerOutputToken is { } perToken)
+        {
+            // Scale the measured answer time by how much longer (or shorter) this answer may be.
+            return Math.Max(0, response + ((output - usual) * perToken));
+        }
+
+        if (FirstTokenEwmaMs is { } first && MsPerOutputToken is { } rate)
+        {
+            return first + (output * rate);
+        }
+
+        return ResponseEwmaMs;
+    }
+}
+
 /// <summary>A consistent copy of a deployment's health for <c>/providers</c>.</summary>
+/// <param name="LatencyP50Ms">Median time to the first token (streams) or, when no stream was served, to the whole answer.</param>
 public sealed record HealthSnapshot(
     CircuitState Circuit,
     DateTimeOffset? CoolingDownUntil,
@@ -224,4 +321,17 @@ public sealed record HealthSnapshot(
     long Successes,
     long Failures,
     string? LastError,
-    DateTimeOffset? LastErrorAt);
+    DateTimeOffset? LastErrorAt)
+{
+    public double? FirstTokenP50Ms { get; init; }
+
+    public double? FirstTokenP95Ms { get; init; }
+
+    public double? FirstTokenEwmaMs { get; init; }
+
+    public double? ResponseP50Ms { get; init; }
+
+    public double? ResponseP95Ms { get; init; }
+
+    public double? MsPerOutputToken { get; init; }
+}

@@ -49,6 +49,15 @@ public sealed class ParsedRequest
 
     /// <summary>Number of choices asked for (<c>n</c>), 1 when absent.</summary>
     public int Choices { get; init; } = 1;
+
+    /// <summary>Routing constraints from the body's <c>tollgate</c> object (the server lays header values over them).</summary>
+    public Routing.RequestConstraints Constraints { get; set; } = Routing.RequestConstraints.None;
+
+    /// <summary>Offsets of the whole <c>"tollgate": {...}</c> member, which never goes upstream.</summary>
+    public Range? TollgateMember { get; init; }
+
+    /// <summary>Offsets of <c>response_format.json_schema.schema</c> when the format is <c>json_schema</c>.</summary>
+    public Range? ResponseSchema { get; init; }
 }
 
 /// <summary>A request the gateway refuses before any provider sees it.</summary>

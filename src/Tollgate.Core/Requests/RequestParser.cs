@@ -54,10 +54,23 @@ public static class RequestParser
         var inputBytes = 0;
         var messageCount = -1;
         var choices = 1;
+        var constraints = Routing.RequestConstraints.None;
+        Range? tollgateMember = null;
+        Range? responseSchema = null;
 
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (reader.ValueTextEquals("model"u8))
+            if (reader.ValueTextEquals("tollgate"u8))
+            {
+                var memberStart = (int)reader.TokenStartIndex;
+                if (!TollgateMemberReader.TryRead(ref reader, out constraints, out error))
+                {
+                    return false;
+                }
+
+                tollgateMember = memberStart..(int)reader.BytesConsumed;
+            }
+            else if (reader.ValueTextEquals("model"u8))
             {
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.String)
@@ -128,7 +141,7 @@ public static class RequestParser
                 {
                     reader.Skip();
                 }
-                else if (ReadResponseFormatNeedsJson(ref reader))
+                else if (ReadResponseFormat(ref reader, out responseSchema))
                 {
                     needs |= Capability.Json;
                 }
@@ -207,6 +220,9 @@ public static class RequestParser
             Needs = needs,
             EstimatedInputTokens = (inputBytes / 4) + (messageCount * TokensPerMessage),
             Choices = choices,
+            Constraints = constraints,
+            TollgateMember = tollgateMember,
+            ResponseSchema = responseSchema,
         };
         return true;
     }
@@ -362,21 +378,45 @@ public static class RequestParser
         return include;
     }
 
-    private static bool ReadResponseFormatNeedsJson(ref Utf8JsonReader reader)
+    /// <summary>Whether the format asks for JSON, and where its <c>json_schema.schema</c> is (what verify-then-escalate checks).</summary>
+    private static bool ReadResponseFormat(ref Utf8JsonReader reader, out Range? schema)
     {
+        schema = null;
         var needsJson = false;
+        var isSchema = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             var isType = reader.ValueTextEquals("type"u8);
+            var isJsonSchema = reader.ValueTextEquals("json_schema"u8);
             reader.Read();
             if (isType && reader.TokenType == JsonTokenType.String)
             {
                 needsJson = !reader.ValueTextEquals("text"u8);
+                isSchema = reader.ValueTextEquals("json_schema"u8);
+            }
+            else if (isJsonSchema && reader.TokenType == JsonTokenType.StartObject)
+            {
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                {
+                    var isSchemaValue = reader.ValueTextEquals("schema"u8);
+                    reader.Read();
+                    var start = (int)reader.TokenStartIndex;
+                    reader.Skip();
+                    if (isSchemaValue && reader.TokenType is JsonTokenType.EndObject)
+                    {
+                        schema = start..(int)reader.BytesConsumed;
+                    }
+                }
             }
             else
             {
                 reader.Skip();
             }
+        }
+
+        if (!isSchema)
+        {
+            schema = null;
         }
 
         return needsJson;

@@ -18,52 +18,98 @@ public static class UpstreamBodyWriter
     public static PooledBody Write(ParsedRequest request, ReadOnlySpan<byte> upstreamModelJson)
     {
         var body = request.Body.Span;
+
+        // At most three edits, applied in document order: model replaced, stream_options replaced (or added
+        // before the closing brace), the gateway's own "tollgate" member removed.
+        Span<Splice> splices = stackalloc Splice[3];
+        var count = 0;
         var (modelStart, modelEnd) = Offsets(request.ModelToken, body.Length);
-        var forceUsage = request.Stream;
-        var maxLength = body.Length - (modelEnd - modelStart) + upstreamModelJson.Length + (forceUsage ? IncludeUsageProperty.Length : 0);
-        var buffer = ArrayPool<byte>.Shared.Rent(maxLength);
-        var written = 0;
-
-        static void Copy(ReadOnlySpan<byte> source, byte[] target, ref int at)
+        splices[count++] = new Splice(modelStart, modelEnd, Replacement.Model);
+        if (request.Stream)
         {
-            source.CopyTo(target.AsSpan(at));
-            at += source.Length;
-        }
-
-        if (forceUsage && request.StreamOptionsValue is { } options)
-        {
-            var (optStart, optEnd) = Offsets(options, body.Length);
-
-            // Two splices, applied in document order.
-            var modelFirst = modelStart < optStart;
-            var aStart = modelFirst ? modelStart : optStart;
-            var aEnd = modelFirst ? modelEnd : optEnd;
-            var bStart = modelFirst ? optStart : modelStart;
-            var bEnd = modelFirst ? optEnd : modelEnd;
-            Copy(body[..aStart], buffer, ref written);
-            Copy(modelFirst ? upstreamModelJson : IncludeUsageValue, buffer, ref written);
-            Copy(body[aEnd..bStart], buffer, ref written);
-            Copy(modelFirst ? IncludeUsageValue : upstreamModelJson, buffer, ref written);
-            Copy(body[bEnd..], buffer, ref written);
-        }
-        else
-        {
-            Copy(body[..modelStart], buffer, ref written);
-            Copy(upstreamModelJson, buffer, ref written);
-            if (forceUsage)
+            if (request.StreamOptionsValue is { } options)
             {
-                Copy(body[modelEnd..request.ObjectEnd], buffer, ref written);
-                Copy(IncludeUsageProperty, buffer, ref written);
-                Copy(body[request.ObjectEnd..], buffer, ref written);
+                var (optionsStart, optionsEnd) = Offsets(options, body.Length);
+                splices[count++] = new Splice(optionsStart, optionsEnd, Replacement.UsageValue);
             }
             else
             {
-                Copy(body[modelEnd..], buffer, ref written);
+                splices[count++] = new Splice(request.ObjectEnd, request.ObjectEnd, Replacement.UsageProperty);
             }
         }
 
+        if (request.TollgateMember is { } member)
+        {
+            var (memberStart, memberEnd) = MemberWithComma(body, Offsets(member, body.Length));
+            splices[count++] = new Splice(memberStart, memberEnd, Replacement.Nothing);
+        }
+
+        splices = splices[..count];
+        splices.Sort(static (a, b) => a.Start.CompareTo(b.Start));
+
+        var buffer = ArrayPool<byte>.Shared.Rent(body.Length + upstreamModelJson.Length + IncludeUsageProperty.Length);
+        var written = 0;
+        var at = 0;
+        foreach (var splice in splices)
+        {
+            Copy(body[at..splice.Start], buffer, ref written);
+            Copy(splice.With switch
+            {
+                Replacement.Model => upstreamModelJson,
+                Replacement.UsageValue => IncludeUsageValue,
+                Replacement.UsageProperty => IncludeUsageProperty,
+                _ => [],
+            }, buffer, ref written);
+            at = splice.End;
+        }
+
+        Copy(body[at..], buffer, ref written);
         return new PooledBody(buffer, written);
     }
+
+    private static void Copy(ReadOnlySpan<byte> source, byte[] target, ref int at)
+    {
+        source.CopyTo(target.AsSpan(at));
+        at += source.Length;
+    }
+
+    /// <summary>
+    /// Widens a member's range to one of its separating commas so that removing it leaves valid JSON: the
+    /// comma before it, or when it is the first member, the comma after it.
+    /// </summary>
+    private static (int Start, int End) MemberWithComma(ReadOnlySpan<byte> body, (int Start, int End) member)
+    {
+        var before = member.Start - 1;
+        while (before >= 0 && IsWhitespace(body[before]))
+        {
+            before--;
+        }
+
+        if (before >= 0 && body[before] == (byte)',')
+        {
+            return (before, member.End);
+        }
+
+        var after = member.End;
+        while (after < body.Length && IsWhitespace(body[after]))
+        {
+            after++;
+        }
+
+        return after < body.Length && body[after] == (byte)',' ? (member.Start, after + 1) : member;
+    }
+
+    private static bool IsWhitespace(byte b) => b is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n';
+
+    private enum Replacement : byte
+    {
+        Nothing,
+        Model,
+        UsageValue,
+        UsageProperty,
+    }
+
+    private readonly record struct Splice(int Start, int End, Replacement With);
 
     private static (int Start, int End) Offsets(Range range, int length)
     {

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Tollgate.Configuration;
 using Tollgate.Health;
 using Tollgate.Providers;
+using Tollgate.Routing.Classification;
 
 namespace Tollgate.Routing;
 
@@ -18,12 +19,14 @@ public sealed class Catalog : IDisposable
         FrozenDictionary<string, Provider> providers,
         FrozenDictionary<string, Deployment> deployments,
         FrozenDictionary<string, Route> routes,
-        FrozenDictionary<string, Route> publicRoutes)
+        FrozenDictionary<string, Route> publicRoutes,
+        TaskTierTable taskTiers)
     {
         Providers = providers;
         Deployments = deployments;
         Routes = routes;
         PublicRoutes = publicRoutes;
+        TaskTiers = taskTiers;
     }
 
     public FrozenDictionary<string, Provider> Providers { get; }
@@ -35,6 +38,9 @@ public sealed class Catalog : IDisposable
 
     /// <summary>The routes configured under <c>routes</c> (what <c>/v1/models</c> lists first).</summary>
     public FrozenDictionary<string, Route> PublicRoutes { get; }
+
+    /// <summary>The minimum tier per task (<c>routing.taskTiers</c> over the defaults).</summary>
+    public TaskTierTable TaskTiers { get; }
 
     public static Catalog Build(TollgateOptions options, SecretSource secrets, TimeProvider time)
     {
@@ -76,16 +82,28 @@ public sealed class Catalog : IDisposable
                 m.ContextWindow,
                 m.MaxOutputTokens,
                 Capabilities.Parse(m.Capabilities),
-                new DeploymentHealth(time, policy));
+                new DeploymentHealth(time, policy))
+            {
+                Tier = m.Tier,
+                Strengths = TaskSet.Parse(m.Strengths),
+            };
         }
 
         var publicRoutes = new Dictionary<string, Route>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, r) in options.Routes)
         {
-            var strategy = r.Strategy.Equals(RouteStrategies.Ordered, StringComparison.OrdinalIgnoreCase)
-                ? RouteStrategy.Ordered
-                : RouteStrategy.Cheapest;
-            publicRoutes[name] = new Route(name, strategy, [.. r.Candidates.Select(c => deployments[c])]);
+            var strategy = r.Strategy.ToLowerInvariant() switch
+            {
+                RouteStrategies.Ordered => RouteStrategy.Ordered,
+                RouteStrategies.Task => RouteStrategy.Task,
+                _ => RouteStrategy.Cheapest,
+            };
+            publicRoutes[name] = new Route(name, strategy, [.. r.Candidates.Select(c => deployments[c])])
+            {
+                Hedge = r.Hedge,
+                HedgeDelay = TimeSpan.FromMilliseconds(r.HedgeDelayMs),
+                Verify = r.Verify,
+            };
         }
 
         var routes = new Dictionary<string, Route>(publicRoutes, StringComparer.OrdinalIgnoreCase);
@@ -98,7 +116,8 @@ public sealed class Catalog : IDisposable
             providers.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
             deployments.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
             routes.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
-            publicRoutes.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
+            publicRoutes.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
+            TaskTierTable.From(routing.TaskTiers));
     }
 
     public void Dispose()
@@ -186,13 +205,87 @@ public sealed class Deployment(
     public Capability Capabilities { get; } = capabilities;
 
     public DeploymentHealth Health { get; } = health;
+
+    /// <summary>Quality tier: 1 small or local, 2 mid-size, 3 frontier.</summary>
+    public int Tier { get; init; } = 2;
+
+    /// <summary>Tasks this deployment is trusted with whatever its tier.</summary>
+    public TaskSet Strengths { get; init; }
+
+    /// <summary>Whether task routing may give it <paramref name="task"/>, which needs at least <paramref name="minimumTier"/>.</summary>
+    public bool Serves(TaskKind task, int minimumTier) => Tier >= minimumTier || Strengths.Contains(task);
 }
 
 public enum RouteStrategy
 {
     Cheapest,
     Ordered,
+
+    /// <summary>Classify the task, keep candidates whose tier serves it, then cheapest first.</summary>
+    Task,
 }
 
 /// <summary>A requestable model name and its candidate deployments, in configured order.</summary>
-public sealed record Route(string Name, RouteStrategy Strategy, Deployment[] Candidates);
+public sealed record Route(string Name, RouteStrategy Strategy, Deployment[] Candidates)
+{
+    /// <summary>Start the next candidate too when the chosen one is slower than its p95 to the first token.</summary>
+    public bool Hedge { get; init; }
+
+    /// <summary>The hedge delay while a deployment has too few samples for a p95.</summary>
+    public TimeSpan HedgeDelay { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Verify JSON-schema answers and escalate to a higher tier only when the check fails.</summary>
+    public bool Verify { get; init; }
+}
+
+/// <summary>A set of tasks as bit flags: allocation-free membership on the request path.</summary>
+public readonly record struct TaskSet(int Bits)
+{
+    public bool Contains(TaskKind task) => (Bits & (1 << (int)task)) != 0;
+
+    public static TaskSet Parse(IEnumerable<string> names)
+    {
+        var bits = 0;
+        foreach (var name in names)
+        {
+            if (TaskKinds.TryParse(name, out var task))
+            {
+                bits |= 1 << (int)task;
+            }
+        }
+
+        return new TaskSet(bits);
+    }
+}
+
+/// <summary>The minimum tier each task needs, indexed by <see cref="TaskKind"/>.</summary>
+public sealed class TaskTierTable
+{
+    private readonly int[] _tiers;
+
+    private TaskTierTable(int[] tiers) => _tiers = tiers;
+
+    public static TaskTierTable Default { get; } = From(new Dictionary<string, int>());
+
+    public int this[TaskKind task] => _tiers[(int)task];
+
+    /// <summary>The defaults of <see cref="TaskKinds.DefaultMinimumTier"/>, overridden by <paramref name="configured"/>.</summary>
+    public static TaskTierTable From(IReadOnlyDictionary<string, int> configured)
+    {
+        var tiers = new int[TaskKinds.All.Count];
+        foreach (var task in TaskKinds.All)
+        {
+            tiers[(int)task] = TaskKinds.DefaultMinimumTier(task);
+        }
+
+        foreach (var (name, tier) in configured)
+        {
+            if (TaskKinds.TryParse(name, out var task))
+            {
+                tiers[(int)task] = tier;
+            }
+        }
+
+        return new TaskTierTable(tiers);
+    }
+}

@@ -176,6 +176,28 @@ public sealed class UsageLimiter(TimeProvider time)
     }
 
     /// <summary>
+    /// Adds the provider cost of an extra attempt of a reserved request (a hedge that lost, an escalated answer)
+    /// to the month-to-date spend of its tenant and key. Tokens are not added: extra attempts are the gateway's
+    /// routing overhead, never counted against the tenant's token quota or sold to it.
+    /// </summary>
+    public void AddExtraCost(Reservation reservation, long costPico)
+    {
+        var tenant = reservation.Tenant;
+        var now = time.GetUtcNow();
+        lock (tenant)
+        {
+            foreach (var scope in (Counters[])[tenant, reservation.Key])
+            {
+                scope.Roll(MonthOf(now), now.ToUnixTimeSeconds() / 60);
+                if (scope.Month == reservation.Month)
+                {
+                    scope.MonthCostPico += costPico;
+                }
+            }
+        }
+    }
+
+    /// <summary>
     /// Replaces the reservation with what was used. An unknown real cost keeps the reserved cost (the
     /// conservative choice). Returns what the tenant is charged: tokens beyond the plan's included
     /// tokens this month at the plan's overage price, in picodollars.

@@ -12,6 +12,7 @@ namespace Tollgate.Server.Billing;
 [JsonSerializable(typeof(IssueInvoicesRequest))]
 [JsonSerializable(typeof(IssueInvoicesResponse))]
 [JsonSerializable(typeof(InvoiceListResponse))]
+[JsonSerializable(typeof(SavingsSummary))]
 internal sealed partial class BillingJsonContext : JsonSerializerContext;
 
 /// <summary>Body of <c>POST /admin/invoices/issue</c>.</summary>

@@ -52,6 +52,8 @@ public static class TollgateCommandLine
         root.Subcommands.Add(UsageCommand(output, error));
         root.Subcommands.Add(AdminKeyCommand(output, error));
         root.Subcommands.Add(ConfigCommand(output, error));
+        root.Subcommands.Add(DemoCommand.Create(DataDirOption, UrlsOption, output, error));
+        BillingCommands.AddTo(root, output, error);
 
         var parse = root.Parse(args);
         return parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error });

@@ -18,6 +18,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 1003, Level = LogLevel.Error, Message = "Request {RequestId}: unhandled error")]
     public static partial void Unhandled(ILogger logger, Exception exception, string requestId);
 
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Information, Message = "Request {RequestId}: {Primary} slower than {DelayMs} ms to its first token; hedging with {Secondary}")]
+    public static partial void Hedged(ILogger logger, string requestId, string primary, string secondary, long delayMs);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Information, Message = "Request {RequestId}: the answer of {Deployment} failed its check ({Problem}); escalating to a higher tier")]
+    public static partial void Escalated(ILogger logger, string requestId, string deployment, string problem);
+
     [LoggerMessage(EventId = 2000, Level = LogLevel.Information, Message = "Provider {Provider} reachability changed: {Reachable}")]
     public static partial void ReachabilityChanged(ILogger logger, string provider, bool reachable);
 

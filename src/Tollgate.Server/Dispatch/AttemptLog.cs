@@ -1,12 +1,14 @@
 using System.Globalization;
 using System.Text;
 using Tollgate.Routing;
+using Tollgate.Routing.Classification;
 
 namespace Tollgate.Server.Dispatch;
 
 /// <summary>
-/// What the dispatcher did for one request, rendered into the <c>x-tollgate-route</c> header:
-/// the route and strategy, each attempt's outcome in order, and the candidates skipped with their reason.
+/// What the router decided and the dispatcher did for one request, rendered into the <c>x-tollgate-route</c>
+/// header: the route and strategy, the task (and how it was decided), the candidates in planned order with
+/// their expected cost, the ones skipped and why, each attempt's outcome, and the chosen deployment's expected cost.
 /// </summary>
 internal sealed class AttemptLog(RoutePlan plan)
 {
@@ -16,19 +18,61 @@ internal sealed class AttemptLog(RoutePlan plan)
 
     public IReadOnlyList<(string Deployment, string Outcome)> Attempts => _attempts;
 
+    /// <summary>The deployment whose answer the client got.</summary>
+    public Deployment? Chosen { get; set; }
+
+    public int Escalations { get; set; }
+
     public void Add(Deployment deployment, string outcome) => _attempts.Add((deployment.Id, outcome));
 
-    /// <summary>E.g. <c>gpt-4o; strategy=cheapest; tried=openai/gpt-4o:upstream_500,deepseek/deepseek-chat:ok; skipped=openrouter/gpt-4o:not_configured</c>.</summary>
+    /// <summary>
+    /// E.g. <c>auto; strategy=task; task=reasoning(classified,0.93); min_tier=3;
+    /// candidates=deepseek/deepseek-reasoner:$0.0275,openai/gpt-4o:$0.1640; skipped=ollama/llama3.2:tier_too_low;
+    /// tried=deepseek/deepseek-reasoner:ok; chosen=deepseek/deepseek-reasoner; expected_cost_usd=0.0275</c>.
+    /// </summary>
     public string ToHeader()
     {
-        var text = new StringBuilder(128);
-        text.Append(plan.Route.Name).Append("; strategy=").Append(plan.Route.Strategy == RouteStrategy.Cheapest ? "cheapest" : "ordered");
-        if (_attempts.Count > 0)
+        var text = new StringBuilder(192);
+        text.Append(plan.Route.Name).Append("; strategy=").Append(plan.Route.Strategy switch
         {
-            text.Append("; tried=");
-            for (var i = 0; i < _attempts.Count; i++)
+            RouteStrategy.Cheapest => "cheapest",
+            RouteStrategy.Ordered => "ordered",
+            _ => "task",
+        });
+        if (plan.Task is { } task)
+        {
+            text.Append("; task=").Append(task.Task.Name()).Append('(')
+                .Append(task.Source == TaskSource.Stated ? "stated" : "classified");
+            if (task.Source == TaskSource.Classified)
             {
-                text.Append(i == 0 ? string.Empty : ",").Append(_attempts[i].Deployment).Append(':').Append(_attempts[i].Outcome);
+                text.Append(',').Append(task.Confidence.ToString("0.00", CultureInfo.InvariantCulture));
+            }
+
+            text.Append("); min_tier=").Append(task.MinimumTier);
+        }
+
+        if (plan.Verify)
+        {
+            text.Append("; verify=true; escalations=").Append(Escalations);
+        }
+
+        if (plan.TierFallback)
+        {
+            text.Append("; tier_fallback=true");
+        }
+
+        if (plan.BestEffort)
+        {
+            text.Append("; best_effort=true");
+        }
+
+        if (plan.Candidates.Length > 0)
+        {
+            text.Append("; candidates=");
+            for (var i = 0; i < plan.Candidates.Length; i++)
+            {
+                var candidate = plan.Candidates[i];
+                text.Append(i == 0 ? string.Empty : ",").Append(candidate.Deployment.Id).Append(':').Append(Cost(candidate.ExpectedCostUsd));
             }
         }
 
@@ -41,13 +85,31 @@ internal sealed class AttemptLog(RoutePlan plan)
             }
         }
 
-        if (plan.Candidates.Length > 0 && plan.Candidates[0].ExpectedCostUsd is { } expected)
+        if (_attempts.Count > 0)
         {
-            text.Append("; expected_cost_usd=").Append(expected.ToString("0.########", CultureInfo.InvariantCulture));
+            text.Append("; tried=");
+            for (var i = 0; i < _attempts.Count; i++)
+            {
+                text.Append(i == 0 ? string.Empty : ",").Append(_attempts[i].Deployment).Append(':').Append(_attempts[i].Outcome);
+            }
+        }
+
+        if (Chosen is { } chosen)
+        {
+            text.Append("; chosen=").Append(chosen.Id);
+            foreach (var candidate in plan.Candidates)
+            {
+                if (ReferenceEquals(candidate.Deployment, chosen) && candidate.ExpectedCostUsd is { } expected)
+                {
+                    text.Append("; expected_cost_usd=").Append(expected.ToString("0.##########", CultureInfo.InvariantCulture));
+                }
+            }
         }
 
         return HeaderValue.Ascii(text.ToString());
     }
+
+    private static string Cost(decimal? usd) => usd is { } c ? "$" + c.ToString("0.##########", CultureInfo.InvariantCulture) : "price_unknown";
 }
 
 /// <summary>Header values must be ASCII; configuration names may not be.</summary>

@@ -6,11 +6,13 @@ using Tollgate.Metering;
 using Tollgate.Providers;
 using Tollgate.Requests;
 using Tollgate.Routing;
+using Tollgate.Routing.Classification;
 using Tollgate.Server.Auth;
 using Tollgate.Server.Diagnostics;
 using Tollgate.Server.Errors;
 using Tollgate.Server.Metering;
 using Tollgate.Tenancy;
+using Route = Tollgate.Routing.Route;
 
 namespace Tollgate.Server.Dispatch;
 
@@ -35,6 +37,8 @@ internal sealed class GatewayDispatcher
     private readonly TimeSpan _streamIdleTimeout;
     private readonly UsageLimiter _limiter;
     private readonly LedgerWriter _ledger;
+    private readonly AnswerVerifier _verifier;
+    private readonly TaskClassifier _classifier;
 
     public GatewayDispatcher(
         Catalog catalog,
@@ -42,12 +46,15 @@ internal sealed class GatewayDispatcher
         TollgateOptions options,
         UsageLimiter limiter,
         LedgerWriter ledger,
+        AnswerVerifier verifier,
         TimeProvider time,
         ILogger<GatewayDispatcher> logger)
     {
         _catalog = catalog;
         _limiter = limiter;
         _ledger = ledger;
+        _verifier = verifier;
+        _classifier = TaskClassifier.Default;
         _adapters = adapters.ToFrozenDictionary(a => a.Type, StringComparer.OrdinalIgnoreCase);
         _time = time;
         _logger = logger;
@@ -101,7 +108,25 @@ internal sealed class GatewayDispatcher
                 return;
             }
 
-            var plan = Router.Plan(route, request);
+            if (!ConstraintHeaders.TryRead(context.Request.Headers, out var headerConstraints, out var headerError))
+            {
+                await FailAsync(context, accounting, StatusCodes.Status400BadRequest, headerError!.Message, OpenAIError.InvalidRequest, headerError.Param, headerError.Code).ConfigureAwait(false);
+                return;
+            }
+
+            var constraints = headerConstraints.Over(request.Constraints);
+            var verify = request.Kind == RequestKind.ChatCompletion && !request.Stream && request.ResponseSchema is not null && (constraints.Verify ?? route.Verify);
+            var task = DecideTask(route, request, constraints);
+            accounting.Task = (task?.Task ?? constraints.Task)?.Name();
+            var plan = Router.Plan(route, request, constraints, task, verify);
+            if (plan.Candidates.Length == 0 && Array.Exists(plan.Skipped, s => s.Reason.IsConstraint()))
+            {
+                SetRoutingHeaders(context, null, new AttemptLog(plan));
+                await FailAsync(context, accounting, StatusCodes.Status422UnprocessableEntity, UnsatisfiableMessage(request, plan),
+                    OpenAIError.InvalidRequest, null, "constraints_unsatisfiable").ConfigureAwait(false);
+                return;
+            }
+
             if (plan.Candidates.Length > 0 && !await TryReserveAsync(context, accounting, request, plan).ConfigureAwait(false))
             {
                 return;
@@ -174,86 +199,157 @@ internal sealed class GatewayDispatcher
 
     private static string TooLargeMessage(long limit) => $"The request body is larger than the gateway's limit of {limit} bytes (server.maxRequestBodyBytes).";
 
+    /// <summary>The task of a request on a task route: the caller's word, else the classifier's.</summary>
+    private TaskDecision? DecideTask(Route route, ParsedRequest request, RequestConstraints constraints)
+    {
+        if (route.Strategy != RouteStrategy.Task || request.Kind != RequestKind.ChatCompletion)
+        {
+            return null;
+        }
+
+        if (constraints.Task is { } stated)
+        {
+            return new TaskDecision(stated, TaskSource.Stated, 1f, _catalog.TaskTiers[stated]);
+        }
+
+        var classified = _classifier.Classify(request.Body.Span);
+        return new TaskDecision(classified.Task, TaskSource.Classified, classified.Confidence, _catalog.TaskTiers[classified.Task]);
+    }
+
+    private static string UnsatisfiableMessage(ParsedRequest request, RoutePlan plan)
+    {
+        var constraintSkips = plan.Skipped.Where(s => s.Reason.IsConstraint()).Select(s => $"{s.Deployment.Id}: {s.Reason.Name()} ({s.Detail})");
+        var others = plan.Skipped.Where(s => !s.Reason.IsConstraint()).Select(s => $"{s.Deployment.Id}: {s.Detail}").ToList();
+        return $"No deployment of model '{request.Model}' meets this request's routing constraints: {string.Join("; ", constraintSkips)}."
+            + (others.Count > 0 ? $" Also unavailable: {string.Join("; ", others)}." : string.Empty)
+            + " Relax the constraint, or allow best effort with 'x-tollgate-best-effort: true'.";
+    }
+
+    /// <summary>
+    /// Tries the plan's candidates in order until one answers. A hedged route races the next candidate against
+    /// a slow one; a verified request checks each answer against its schema and moves up a tier when it fails.
+    /// </summary>
     private async Task DispatchAsync(HttpContext context, ParsedRequest request, RoutePlan plan, RequestAccounting accounting)
     {
         var log = new AttemptLog(plan);
         UpstreamFailure? last = null;
         var failures = new List<string>(plan.Candidates.Length);
+        var candidates = plan.Candidates;
+        Attempt? unverified = null;
+        var escalatedPast = 0;
 
-        foreach (var candidate in plan.Candidates)
+        try
         {
-            var deployment = candidate.Deployment;
-            if (!deployment.Health.TryBeginAttempt())
+            for (var i = 0; i < candidates.Length; i++)
             {
-                // Another request holds the half-open probe, or a cooldown started since planning.
-                log.Add(deployment, "skipped_circuit_open");
-                continue;
-            }
-
-            if (!_adapters.TryGetValue(deployment.Provider.Type, out var adapter))
-            {
-                deployment.Health.RecordNeutral();
-                log.Add(deployment, "no_adapter");
-                continue;
-            }
-
-            using var cancellation = new AttemptCancellation(context.RequestAborted);
-            cancellation.Arm(deployment.Provider.AttemptTimeout);
-            var started = _time.GetTimestamp();
-            var result = await adapter.SendAsync(deployment, request, cancellation, _streamIdleTimeout).ConfigureAwait(false);
-            cancellation.Disarm();
-            accounting.Attempts = log.Count + 1;
-
-            if (result.Response is { } response)
-            {
-                await using (response.ConfigureAwait(false))
+                var deployment = candidates[i].Deployment;
+                if (plan.Verify && deployment.Tier <= escalatedPast)
                 {
-                    log.Add(deployment, "ok");
-                    accounting.Answered(deployment);
-                    SetRoutingHeaders(context, deployment, log);
-                    if (response is StreamingResponse stream)
+                    // An answer from this tier already failed its check: only a stronger tier is worth paying for.
+                    log.Add(deployment, "skipped_same_tier");
+                    continue;
+                }
+
+                if (!TryBegin(deployment, log, out var adapter))
+                {
+                    continue;
+                }
+
+                var attempt = new Attempt(deployment, _time, context.RequestAborted);
+                var running = attempt.RunAsync(adapter, request, _streamIdleTimeout);
+                if (plan.Route.Hedge && !plan.Verify && i + 1 < candidates.Length)
+                {
+                    (var raced, i) = await HedgeAsync(context, request, plan, log, accounting, attempt, running, i, failures).ConfigureAwait(false);
+                    if (raced is null)
                     {
-                        deployment.Health.RecordSuccess(_time.GetElapsedTime(started));
-                        await RelayStreamAsync(context, request, deployment, stream, cancellation, accounting).ConfigureAwait(false);
+                        return; // The request ended while racing (the client left, or an error that must not fail over).
                     }
-                    else
+
+                    attempt = raced;
+                }
+                else
+                {
+                    await running.ConfigureAwait(false);
+                }
+
+                var keptAsFallback = false;
+                try
+                {
+                    accounting.Attempts = log.Count + 1;
+                    if (attempt.Result.Response is { } response)
                     {
-                        var buffered = (BufferedResponse)response;
-                        deployment.Health.RecordSuccess(_time.GetElapsedTime(started));
-                        await WriteBufferedAsync(context, buffered, accounting).ConfigureAwait(false);
+                        if (plan.Verify && response is BufferedResponse answer && request.ResponseSchema is { } schema)
+                        {
+                            var problem = await _verifier.CheckAsync(request.Body[schema], answer.Body).ConfigureAwait(false);
+                            if (problem is not null && HasHigherTier(candidates, i, deployment.Tier))
+                            {
+                                deployment.Health.RecordSuccess(attempt.FirstByte);
+                                log.Add(deployment, problem);
+                                log.Escalations++;
+                                accounting.Escalations = log.Escalations;
+                                if (unverified is not null)
+                                {
+                                    await RecordExtraAsync(accounting, unverified, LedgerAttemptKind.Escalated, request).ConfigureAwait(false);
+                                    unverified.Dispose();
+                                }
+
+                                Log.Escalated(_logger, context.TraceIdentifier, deployment.Id, problem);
+
+                                // Kept as the fallback answer; disposed when a better one replaces it or it is delivered.
+                                unverified = attempt;
+                                keptAsFallback = true;
+                                escalatedPast = deployment.Tier;
+                                continue;
+                            }
+
+                            context.Response.Headers["x-tollgate-verified"] = problem is null ? "true" : "false";
+                        }
+
+                        if (unverified is not null)
+                        {
+                            await RecordExtraAsync(accounting, unverified, LedgerAttemptKind.Escalated, request).ConfigureAwait(false);
+                            unverified.Dispose();
+                            unverified = null;
+                        }
+
+                        await DeliverAsync(context, request, plan, log, accounting, attempt, response).ConfigureAwait(false);
+                        return;
                     }
+
+                    var failure = attempt.Result.Failure!;
+                    last = failure;
+                    if (!await HandleFailureAsync(context, log, accounting, attempt, failure, failures).ConfigureAwait(false))
+                    {
+                        return;
+                    }
+                }
+                finally
+                {
+                    if (!keptAsFallback)
+                    {
+                        attempt.Dispose();
+                    }
+                }
+            }
+
+            if (unverified is not null)
+            {
+                // Every stronger tier failed or none was left: the last answer is better than none. The header says it failed its check.
+                context.Response.Headers["x-tollgate-verified"] = "false";
+                var answer = unverified;
+                unverified = null;
+                using (answer)
+                {
+                    accounting.Attempts = log.Count;
+                    await DeliverAsync(context, request, plan, log, accounting, answer, answer.Result.Response!).ConfigureAwait(false);
                 }
 
                 return;
             }
-
-            var failure = result.Failure!;
-            last = failure;
-            log.Add(deployment, failure.Code);
-            if (failure.Kind == FailureKind.ClientAborted)
-            {
-                deployment.Health.RecordNeutral();
-                await accounting.CommitAsync(ClientClosedRequest, "client_aborted", usage: null).ConfigureAwait(false);
-                return;
-            }
-
-            if (failure.CountsAgainstProvider)
-            {
-                deployment.Health.RecordFailure(failure.Message, failure.Kind == FailureKind.RateLimited, failure.RetryAfter);
-            }
-            else
-            {
-                deployment.Health.RecordNeutral();
-            }
-
-            failures.Add($"{deployment.Id}: {failure.Message}");
-            Log.AttemptFailed(_logger, context.TraceIdentifier, log.Count, deployment.Id, failure.Code, failure.ShouldFailOver ? "trying the next candidate" : "not retrying");
-            if (!failure.ShouldFailOver)
-            {
-                SetRoutingHeaders(context, null, log);
-                await FailAsync(context, accounting, failure.Status ?? StatusCodes.Status400BadRequest, failure.Message, OpenAIError.InvalidRequest, null, "upstream_rejected_request").ConfigureAwait(false);
-                return;
-            }
+        }
+        finally
+        {
+            unverified?.Dispose();
         }
 
         SetRoutingHeaders(context, null, log);
@@ -268,6 +364,228 @@ internal sealed class GatewayDispatcher
 
         await WriteNoCandidateAsync(context, request, plan, accounting).ConfigureAwait(false);
     }
+
+    private static bool HasHigherTier(PlannedCandidate[] candidates, int index, int tier)
+    {
+        for (var j = index + 1; j < candidates.Length; j++)
+        {
+            if (candidates[j].Deployment.Tier > tier)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Claims an attempt on the deployment (breaker permitting) and finds its adapter.</summary>
+    private bool TryBegin(Deployment deployment, AttemptLog log, out IProviderAdapter adapter)
+    {
+        if (!deployment.Health.TryBeginAttempt())
+        {
+            // Another request holds the half-open probe, or a cooldown started since planning.
+            log.Add(deployment, "skipped_circuit_open");
+            adapter = null!;
+            return false;
+        }
+
+        if (!_adapters.TryGetValue(deployment.Provider.Type, out adapter!))
+        {
+            deployment.Health.RecordNeutral();
+            log.Add(deployment, "no_adapter");
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Races the next candidate against <paramref name="primary"/> once the primary has been slower than its p95 to the
+    /// first token: the first to answer wins, the other is cancelled and its known usage metered as an extra ledger row.
+    /// Returns the attempt to continue with (the winner, or a failure when both failed; null when the request is
+    /// over) and the index of the last candidate consumed.
+    /// </summary>
+    private async Task<(Attempt? Attempt, int Index)> HedgeAsync(
+        HttpContext context, ParsedRequest request, RoutePlan plan, AttemptLog log, RequestAccounting accounting,
+        Attempt primary, Task<Attempt> running, int index, List<string> failures)
+    {
+        var delay = HedgeDelay(primary.Deployment, plan.Route, request.Stream);
+        using (var stopDelay = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted))
+        {
+            var first = await Task.WhenAny(running, Task.Delay(delay, _time, stopDelay.Token)).ConfigureAwait(false);
+            await stopDelay.CancelAsync().ConfigureAwait(false);
+            if (first == running || context.RequestAborted.IsCancellationRequested)
+            {
+                await running.ConfigureAwait(false);
+                return (primary, index);
+            }
+        }
+
+        var candidates = plan.Candidates;
+        Attempt? secondary = null;
+        Task<Attempt>? secondaryRunning = null;
+        var j = index + 1;
+        for (; j < candidates.Length; j++)
+        {
+            if (TryBegin(candidates[j].Deployment, log, out var adapter))
+            {
+                secondary = new Attempt(candidates[j].Deployment, _time, context.RequestAborted);
+                secondaryRunning = secondary.RunAsync(adapter, request, _streamIdleTimeout);
+                break;
+            }
+        }
+
+        if (secondaryRunning is null)
+        {
+            await running.ConfigureAwait(false);
+            return (primary, j - 1);
+        }
+
+        Log.Hedged(_logger, context.TraceIdentifier, primary.Deployment.Id, secondary!.Deployment.Id, (long)delay.TotalMilliseconds);
+        var done = await Task.WhenAny(running, secondaryRunning).ConfigureAwait(false);
+        var winner = await done.ConfigureAwait(false);
+        var other = ReferenceEquals(winner, primary) ? secondary : primary;
+        var otherRunning = ReferenceEquals(winner, primary) ? secondaryRunning : running;
+
+        if (winner.Result.Response is null)
+        {
+            // The first to finish failed: record it and let the other run on; it may still answer.
+            var failure = winner.Result.Failure!;
+            bool goOn;
+            using (winner)
+            {
+                goOn = await HandleFailureAsync(context, log, accounting, winner, failure, failures).ConfigureAwait(false);
+            }
+
+            if (!goOn)
+            {
+                other.Cancellation.Cancel();
+            }
+
+            await otherRunning.ConfigureAwait(false);
+            if (!goOn)
+            {
+                if (other.Result.Response is { } orphan)
+                {
+                    await orphan.DisposeAsync().ConfigureAwait(false);
+                }
+
+                other.Deployment.Health.RecordNeutral();
+                other.Dispose();
+                return (null, j);
+            }
+
+            return (other, j);
+        }
+
+        other.LostHedge = true;
+        other.Cancellation.Cancel();
+        using (other)
+        {
+            await otherRunning.ConfigureAwait(false);
+            other.Deployment.Health.RecordNeutral();
+            log.Add(other.Deployment, "hedge_lost");
+            if (other.Result.Response is { } late)
+            {
+                // Both answered at once: the loser's answer is discarded, its usage is what the provider bills.
+                await RecordExtraAsync(accounting, other, LedgerAttemptKind.Hedge, request).ConfigureAwait(false);
+                await late.DisposeAsync().ConfigureAwait(false);
+            }
+            else if (other.Result.Failure is { Kind: FailureKind.Timeout or FailureKind.ClientAborted })
+            {
+                // Cancelled in flight: the provider may bill the prompt it already read. Record that estimate.
+                await RecordExtraAsync(accounting, other, LedgerAttemptKind.Hedge, request).ConfigureAwait(false);
+            }
+        }
+
+        return (winner, j);
+    }
+
+    /// <summary>How long to wait for the first token before hedging: the deployment's p95, or the route's delay while unmeasured.</summary>
+    private static TimeSpan HedgeDelay(Deployment deployment, Route route, bool stream)
+    {
+        const int MinimumSamples = 20;
+        var latency = deployment.Health.Latency();
+        var (samples, p95) = stream ? (latency.FirstTokenSamples, latency.FirstTokenP95Ms) : (latency.ResponseSamples, latency.ResponseP95Ms);
+        return samples >= MinimumSamples && p95 is { } ms ? TimeSpan.FromMilliseconds(ms) : route.HedgeDelay;
+    }
+
+    /// <summary>Meters an attempt that used tokens but did not give the answer: a hedge that lost, an answer that failed its check.</summary>
+    private static Task RecordExtraAsync(RequestAccounting accounting, Attempt attempt, LedgerAttemptKind kind, ParsedRequest request)
+    {
+        var usage = attempt.Result.Response switch
+        {
+            BufferedResponse buffered => buffered.Usage,
+            StreamingResponse stream => stream.Usage,
+            _ => TokenEstimator.Estimate(request.Body.Span, []),
+        };
+        return accounting.CommitExtraAsync(attempt.Deployment, usage, kind, (long)attempt.FirstByte.TotalMilliseconds);
+    }
+
+    /// <summary>Records a failed attempt. False when the request is over (client gone, or an error that must not fail over).</summary>
+    private async Task<bool> HandleFailureAsync(HttpContext context, AttemptLog log, RequestAccounting accounting, Attempt attempt, UpstreamFailure failure, List<string> failures)
+    {
+        var deployment = attempt.Deployment;
+        log.Add(deployment, failure.Code);
+        if (failure.Kind == FailureKind.ClientAborted)
+        {
+            deployment.Health.RecordNeutral();
+            await accounting.CommitAsync(ClientClosedRequest, "client_aborted", usage: null).ConfigureAwait(false);
+            return false;
+        }
+
+        if (failure.CountsAgainstProvider)
+        {
+            deployment.Health.RecordFailure(failure.Message, failure.Kind == FailureKind.RateLimited, failure.RetryAfter);
+        }
+        else
+        {
+            deployment.Health.RecordNeutral();
+        }
+
+        failures.Add($"{deployment.Id}: {failure.Message}");
+        Log.AttemptFailed(_logger, context.TraceIdentifier, log.Count, deployment.Id, failure.Code, failure.ShouldFailOver ? "trying the next candidate" : "not retrying");
+        if (!failure.ShouldFailOver)
+        {
+            SetRoutingHeaders(context, null, log);
+            await FailAsync(context, accounting, failure.Status ?? StatusCodes.Status400BadRequest, failure.Message, OpenAIError.InvalidRequest, null, "upstream_rejected_request").ConfigureAwait(false);
+            return false;
+        }
+
+        return true;
+    }
+
+    private async Task DeliverAsync(HttpContext context, ParsedRequest request, RoutePlan plan, AttemptLog log, RequestAccounting accounting, Attempt attempt, UpstreamResponse response)
+    {
+        var deployment = attempt.Deployment;
+        await using (response.ConfigureAwait(false))
+        {
+            log.Add(deployment, "ok");
+            log.Chosen = deployment;
+            accounting.Answered(deployment, attempt.FirstByte);
+            SetRoutingHeaders(context, deployment, log);
+            if (plan.Verify)
+            {
+                context.Response.Headers["x-tollgate-escalations"] = log.Escalations.ToString(CultureInfo.InvariantCulture);
+            }
+
+            if (response is StreamingResponse stream)
+            {
+                deployment.Health.RecordSuccess(attempt.FirstByte, streamed: true);
+                await RelayStreamAsync(context, request, deployment, stream, attempt.Cancellation, accounting).ConfigureAwait(false);
+                deployment.Health.RecordCompletion(_time.GetElapsedTime(attempt.Started), attempt.FirstByte, OutputTokens(stream.Usage), streamed: true);
+            }
+            else
+            {
+                var buffered = (BufferedResponse)response;
+                deployment.Health.RecordSuccess(attempt.FirstByte);
+                deployment.Health.RecordCompletion(attempt.FirstByte, attempt.FirstByte, OutputTokens(buffered.Usage), streamed: false);
+                await WriteBufferedAsync(context, buffered, accounting).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static long OutputTokens(MeteredUsage usage) => usage.Buckets.OutputText + usage.Buckets.OutputReasoning;
 
     private Task WriteNoCandidateAsync(HttpContext context, ParsedRequest request, RoutePlan plan, RequestAccounting accounting)
     {

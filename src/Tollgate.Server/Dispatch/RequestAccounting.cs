@@ -43,11 +43,49 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
     /// <summary>The provider cost recorded in the ledger row (null: a needed price is unknown); set by <see cref="CommitAsync"/>.</summary>
     public decimal? CostUsd { get; private set; }
 
-    /// <summary>Marks the deployment that answered, at the moment its first byte arrived.</summary>
-    public void Answered(Deployment deployment)
+    /// <summary>Marks the deployment that answered; <paramref name="attemptFirstByte"/> is its attempt's own time to first byte.</summary>
+    public void Answered(Deployment deployment, TimeSpan attemptFirstByte)
     {
         Served = deployment;
-        FirstByteMs = (long)time.GetElapsedTime(_started).TotalMilliseconds;
+        FirstByteMs = (long)attemptFirstByte.TotalMilliseconds;
+    }
+
+    /// <summary>
+    /// Writes the row of an attempt that used tokens without giving the answer (a hedge that lost, an answer that
+    /// failed its check): same request id, its provider cost, no tenant price, and never counted as a request.
+    /// Its cost is added to the tenant's month-to-date spend so budgets see it.
+    /// </summary>
+    public Task CommitExtraAsync(Deployment deployment, MeteredUsage usage, LedgerAttemptKind kind, long firstByteMs)
+    {
+        var cost = CostCalculator.Cost(deployment.Prices, usage.Buckets);
+        if (Reservation is { } reservation)
+        {
+            limiter.AddExtraCost(reservation, Money.ToPico(cost ?? 0m));
+        }
+
+        return ledger.CommitAsync(new LedgerEntry
+        {
+            RequestId = context.TraceIdentifier,
+            TimestampMs = _timestampMs,
+            TenantId = Caller.Tenant.Id,
+            KeyId = Caller.Key.Id,
+            Model = Model,
+            Route = Route,
+            Provider = deployment.Provider.Name,
+            Deployment = deployment.Id,
+            Attempts = 1,
+            Usage = usage.Buckets,
+            UsageSource = usage.Source,
+            CostPicoUsd = Money.ToPico(cost),
+            BaselineCostPicoUsd = Money.ToPico(cost),
+            PricePicoUsd = 0,
+            FirstByteMs = firstByteMs,
+            TotalMs = (long)time.GetElapsedTime(_started).TotalMilliseconds,
+            Status = 200,
+            ErrorCode = kind == LedgerAttemptKind.Hedge ? "hedge_cancelled" : "escalated",
+            Task = Task,
+            AttemptKind = kind,
+        });
     }
 
     /// <summary>Gives the reservation back when the request ended without a row (an unexpected exception).</summary>

@@ -48,6 +48,7 @@ public static class GatewayHost
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, GeminiAdapter>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, AnthropicAdapter>());
         services.AddSingleton<GatewayDispatcher>();
+        services.AddSingleton<AnswerVerifier>();
         services.AddSingleton(new SqliteDatabase(settings.DataDirectory));
         services.AddSingleton<IKeyStore, SqliteKeyStore>();
         services.AddSingleton<ITenantStore, SqliteTenantStore>();

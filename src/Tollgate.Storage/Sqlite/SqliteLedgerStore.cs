@@ -152,7 +152,7 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
         using var command = connection.CreateCommand();
         command.CommandText = """
             SELECT tenant_id, key_id,
-                   sum(input_uncached + input_cached + cache_write_5m + cache_write_1h + output_text + output_reasoning),
+                   sum(CASE WHEN attempt_kind IS NULL THEN input_uncached + input_cached + cache_write_5m + cache_write_1h + output_text + output_reasoning ELSE 0 END),
                    coalesce(sum(cost_pusd), 0)
             FROM ledger WHERE ts_ms >= $from GROUP BY tenant_id, key_id
             """;

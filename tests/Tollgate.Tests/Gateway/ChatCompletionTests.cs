@@ -63,7 +63,9 @@ public sealed class ChatCompletionTests
         Assert.Equal("upstream-0", response.Headers.GetValues("x-tollgate-model").Single());
         Assert.Equal("1", response.Headers.GetValues("x-tollgate-attempts").Single());
         Assert.StartsWith("req_", response.Headers.GetValues("x-request-id").Single(), StringComparison.Ordinal);
-        Assert.StartsWith("gpt-4o; strategy=cheapest; tried=d0:ok", response.Headers.GetValues("x-tollgate-route").Single(), StringComparison.Ordinal);
+        var route = response.Headers.GetValues("x-tollgate-route").Single();
+        Assert.StartsWith("gpt-4o; strategy=cheapest; candidates=d0:$", route, StringComparison.Ordinal);
+        Assert.Contains("; tried=d0:ok; chosen=d0", route, StringComparison.Ordinal);
 
         // d0: $1 input, $0.50 cached input, $2 output per 1M tokens.
         Assert.Equal((600 * 1m + 400 * 0.5m + 500 * 2m) / 1_000_000m, decimal.Parse(response.Headers.GetValues("x-tollgate-cost-usd").Single(), System.Globalization.CultureInfo.InvariantCulture));

@@ -54,7 +54,16 @@ internal static class HealthEndpoints
                     h.Successes + h.Failures,
                     h.Failures,
                     h.LastError,
-                    h.LastErrorAt));
+                    h.LastErrorAt)
+                {
+                    Tier = deployment.Tier,
+                    FirstTokenP50Ms = Round(h.FirstTokenP50Ms),
+                    FirstTokenP95Ms = Round(h.FirstTokenP95Ms),
+                    FirstTokenEwmaMs = Round(h.FirstTokenEwmaMs),
+                    ResponseP50Ms = Round(h.ResponseP50Ms),
+                    ResponseP95Ms = Round(h.ResponseP95Ms),
+                    MsPerOutputToken = Round(h.MsPerOutputToken),
+                });
             }
 
             var lastFailure = deployments.Where(d => d.LastErrorAt is not null).MaxBy(d => d.LastErrorAt);
@@ -112,6 +121,7 @@ internal sealed record ProviderStatus(
     string? ApiKeyEnv,
     List<DeploymentStatus> Deployments);
 
+/// <param name="LatencyP50Ms">Median time to the first token (streams), or to the whole answer when only buffered answers were served.</param>
 /// <param name="ErrorRate">Recent error rate: an exponentially weighted average over about the last 20 attempts.</param>
 internal sealed record DeploymentStatus(
     string Id,
@@ -123,4 +133,22 @@ internal sealed record DeploymentStatus(
     long Requests,
     long Failures,
     string? LastError,
-    DateTimeOffset? LastErrorAt);
+    DateTimeOffset? LastErrorAt)
+{
+    public int Tier { get; init; }
+
+    /// <summary>Streams' time to the first token: median, 95th percentile (the hedge trigger) and decaying average.</summary>
+    public double? FirstTokenP50Ms { get; init; }
+
+    public double? FirstTokenP95Ms { get; init; }
+
+    public double? FirstTokenEwmaMs { get; init; }
+
+    /// <summary>Buffered answers' time to the whole answer.</summary>
+    public double? ResponseP50Ms { get; init; }
+
+    public double? ResponseP95Ms { get; init; }
+
+    /// <summary>Decaying average generation time per output token.</summary>
+    public double? MsPerOutputToken { get; init; }
+}
