@@ -20,8 +20,10 @@ public sealed class Catalog : IDisposable
         FrozenDictionary<string, Deployment> deployments,
         FrozenDictionary<string, Route> routes,
         FrozenDictionary<string, Route> publicRoutes,
-        TaskTierTable taskTiers)
+        TaskTierTable taskTiers,
+        TaskClassifier classifier)
     {
+        Classifier = classifier;
         Providers = providers;
         Deployments = deployments;
         Routes = routes;
@@ -41,6 +43,12 @@ public sealed class Catalog : IDisposable
 
     /// <summary>The minimum tier per task (<c>routing.taskTiers</c> over the defaults).</summary>
     public TaskTierTable TaskTiers { get; }
+
+    /// <summary>
+    /// The task classifier of task routes. Its decision weighs the cost of under-tiering, so it is built with
+    /// the same tier table the router uses (the trained model itself is shared).
+    /// </summary>
+    public TaskClassifier Classifier { get; }
 
     public static Catalog Build(TollgateOptions options, SecretSource secrets, TimeProvider time)
     {
@@ -89,6 +97,7 @@ public sealed class Catalog : IDisposable
             };
         }
 
+        var taskTiers = TaskTierTable.From(routing.TaskTiers);
         var publicRoutes = new Dictionary<string, Route>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, r) in options.Routes)
         {
@@ -117,7 +126,8 @@ public sealed class Catalog : IDisposable
             deployments.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
             routes.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
             publicRoutes.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
-            TaskTierTable.From(routing.TaskTiers));
+            taskTiers,
+            routing.TaskTiers.Count == 0 ? TaskClassifier.Default : new TaskClassifier(taskTiers.ToDictionary()));
     }
 
     public void Dispose()
@@ -268,6 +278,8 @@ public sealed class TaskTierTable
     public static TaskTierTable Default { get; } = From(new Dictionary<string, int>());
 
     public int this[TaskKind task] => _tiers[(int)task];
+
+    public IReadOnlyDictionary<TaskKind, int> ToDictionary() => TaskKinds.All.ToDictionary(t => t, t => _tiers[(int)t]);
 
     /// <summary>The defaults of <see cref="TaskKinds.DefaultMinimumTier"/>, overridden by <paramref name="configured"/>.</summary>
     public static TaskTierTable From(IReadOnlyDictionary<string, int> configured)

@@ -39,7 +39,8 @@ internal sealed record SimulationSettings
     /// <summary>The seed of a generated workload, for the report; null for a file.</summary>
     public int? WorkloadSeed { get; init; }
 
-    public TaskClassifier Classifier { get; init; } = TaskClassifier.Default;
+    /// <summary>The classifier of task routes; null (default) uses the catalog's, built on the configured tier table, as the gateway does.</summary>
+    public TaskClassifier? Classifier { get; init; }
 }
 
 /// <summary>How a simulated request ended.</summary>
@@ -337,7 +338,7 @@ internal static class Simulator
                 return new TaskDecision(stated, TaskSource.Stated, 1f, catalog.TaskTiers[stated]);
             }
 
-            var classified = settings.Classifier.Classify(request.Body.Span);
+            var classified = (settings.Classifier ?? catalog.Classifier).Classify(request.Body.Span);
             return new TaskDecision(classified.Task, TaskSource.Classified, classified.Confidence, catalog.TaskTiers[classified.Task]);
         }
 

@@ -1,5 +1,6 @@
 using Tollgate.Configuration;
 using Tollgate.Keys;
+using Tollgate.Server.Dashboard;
 using Tollgate.Server.Errors;
 using Tollgate.Tenancy;
 
@@ -11,9 +12,10 @@ internal sealed record ClientKeyFeature(ApiKeyRecord Key, Tenant Tenant, PlanOpt
 /// <summary>
 /// Authenticates before routing: <c>/v1/*</c> needs an active client key (OpenAI error on failure),
 /// <c>/admin/*</c> and <c>/providers</c> need the admin key (ProblemDetails on failure). A request that
-/// fails here never reaches a handler, let alone a provider.
+/// fails here never reaches a handler, let alone a provider. On the dashboard's read endpoints a
+/// dashboard session cookie may stand in for the header (see <see cref="DashboardSessions.ForRead"/>).
 /// </summary>
-internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, TenantDirectory tenants, AdminKey adminKey, TimeProvider time)
+internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, TenantDirectory tenants, AdminKey adminKey, DashboardSessions sessions, TimeProvider time)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -21,7 +23,8 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
         if (path.StartsWithSegments("/v1"))
         {
             var token = BearerToken.From(context.Request);
-            if (token is null)
+            var sessionKeyHash = token is null ? sessions.ForRead(context.Request)?.KeyHash : null;
+            if (token is null && sessionKeyHash is null)
             {
                 await OpenAIError.WriteAsync(
                     context,
@@ -33,13 +36,17 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
                 return;
             }
 
-            var key = await keys.FindActiveAsync(token, context.RequestAborted).ConfigureAwait(false);
+            var key = token is not null
+                ? await keys.FindActiveAsync(token, context.RequestAborted).ConfigureAwait(false)
+                : await keys.FindActiveByHashAsync(sessionKeyHash!, context.RequestAborted).ConfigureAwait(false);
             if (key is null)
             {
                 await OpenAIError.WriteAsync(
                     context,
                     StatusCodes.Status401Unauthorized,
-                    $"Incorrect API key provided: {Redact(token)}. Keys are created with 'tollgate keys create' or POST /admin/keys.",
+                    token is null
+                        ? "The key this dashboard session logged in with has been revoked. Log in again with an active key."
+                        : $"Incorrect API key provided: {Redact(token)}. Keys are created with 'tollgate keys create' or POST /admin/keys.",
                     OpenAIError.Authentication,
                     null,
                     "invalid_api_key").ConfigureAwait(false);
@@ -75,7 +82,7 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
         }
         else if (path.StartsWithSegments("/admin") || path.StartsWithSegments("/providers"))
         {
-            if (!adminKey.Matches(BearerToken.From(context.Request)))
+            if (!adminKey.Matches(BearerToken.From(context.Request)) && sessions.ForRead(context.Request)?.Role != DashboardRole.Admin)
             {
                 await Results.Problem(
                     statusCode: StatusCodes.Status401Unauthorized,

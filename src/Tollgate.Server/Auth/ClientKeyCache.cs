@@ -15,14 +15,14 @@ internal sealed class ClientKeyCache(IKeyStore store)
 
     private readonly ConcurrentDictionary<string, ApiKeyRecord?> _byHash = new(StringComparer.Ordinal);
 
-    public async ValueTask<ApiKeyRecord?> FindActiveAsync(string presentedKey, CancellationToken cancellationToken)
-    {
-        if (!presentedKey.StartsWith(ApiKeys.ClientPrefix, StringComparison.Ordinal) || presentedKey.Length > 200)
-        {
-            return null;
-        }
+    public ValueTask<ApiKeyRecord?> FindActiveAsync(string presentedKey, CancellationToken cancellationToken) =>
+        !presentedKey.StartsWith(ApiKeys.ClientPrefix, StringComparison.Ordinal) || presentedKey.Length > 200
+            ? ValueTask.FromResult<ApiKeyRecord?>(null)
+            : FindActiveByHashAsync(ApiKeys.Hash(presentedKey), cancellationToken);
 
-        var hash = ApiKeys.Hash(presentedKey);
+    /// <summary>As <see cref="FindActiveAsync"/> for a key already hashed: a dashboard session keeps only the hash.</summary>
+    public async ValueTask<ApiKeyRecord?> FindActiveByHashAsync(string hash, CancellationToken cancellationToken)
+    {
         if (!_byHash.TryGetValue(hash, out var record))
         {
             record = await store.FindByHashAsync(hash, cancellationToken).ConfigureAwait(false);

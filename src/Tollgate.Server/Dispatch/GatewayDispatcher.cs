@@ -54,7 +54,7 @@ internal sealed class GatewayDispatcher
         _limiter = limiter;
         _ledger = ledger;
         _verifier = verifier;
-        _classifier = TaskClassifier.Default;
+        _classifier = catalog.Classifier;
         _adapters = adapters.ToFrozenDictionary(a => a.Type, StringComparer.OrdinalIgnoreCase);
         _time = time;
         _logger = logger;

@@ -8,6 +8,7 @@ using Tollgate.Providers.OpenAI;
 using Tollgate.Routing;
 using Tollgate.Server.Auth;
 using Tollgate.Server.Billing;
+using Tollgate.Server.Dashboard;
 using Tollgate.Server.Dispatch;
 using Tollgate.Server.Endpoints.Admin;
 using Tollgate.Server.Endpoints.OpenAI;
@@ -58,6 +59,8 @@ public static class GatewayHost
         services.AddSingleton<ClientKeyCache>();
         services.AddSingleton<TenantDirectory>();
         services.AddSingleton(new AdminKey(adminKeyHash));
+        services.AddSingleton<DashboardSessions>();
+        services.AddSingleton<DashboardAssets>();
         services.AddSingleton<ModelCatalogClock>();
         services.AddHostedService<KeyChangeWatcher>();
         services.AddHostedService<ReachabilityProbe>();
@@ -76,6 +79,7 @@ public static class GatewayHost
         admin.MapUsageAdmin();
         admin.MapHealthAdmin();
         app.MapBilling();
+        app.MapDashboard();
         app.MapGet("/", () => TypedResults.Text("Tollgate LLM gateway. OpenAI-compatible API under /v1; health at /health.\n"));
         return app;
     }

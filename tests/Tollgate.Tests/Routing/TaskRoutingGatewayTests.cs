@@ -87,6 +87,26 @@ public sealed class TaskRoutingGatewayTests
         Assert.Equal([["reasoning", "d2"]], rows);
     }
 
+    [Theory]
+    [InlineData("Classify the sentiment of this review as positive, negative or neutral. Reply with the label only.\n\nThe delivery was late and the box was crushed.", "classification", "p0", "d0")]
+    [InlineData("Summarize this email thread in two sentences for my manager:\n\nFrom: Ana\nThe vendor moved the go-live to March 3 because their QA found a data migration bug. They will cover the extra hosting cost for February.\nFrom: Raj\nOK, I will tell finance and update the rollout plan.", "summarization", "p0", "d0")]
+    [InlineData("A tank fills at 12 litres per minute and drains at 7 litres per minute through a leak. It starts with 40 litres and holds 300. Work out step by step how long it takes to fill, then how long if the leak doubles after 10 minutes.", "reasoning", "p2", "d2")]
+    public async Task Auto_ClassifiesTheMessages_AndSendsEachTaskToTheCheapestDeploymentOfItsTier(string prompt, string task, string provider, string deployment)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var scenario = await StartAsync(ct);
+
+        using var response = await PostAsync(scenario, GatewayScenario.ChatBody("auto", content: prompt), ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(provider, Header(response, "x-tollgate-provider"));
+        var route = Header(response, "x-tollgate-route");
+        Assert.Contains($"task={task}(classified,", route, StringComparison.Ordinal);
+        Assert.Contains($"chosen={deployment}", route, StringComparison.Ordinal);
+        var rows = await Tenants.QueryAsync(scenario.Gateway.DataDirectory, "SELECT task FROM ledger", ct);
+        Assert.Equal([[task]], rows);
+    }
+
     [Fact]
     public async Task Auto_WhenNoDeploymentOfTheTasksTierCanServe_TheBestTierLeftServesIt()
     {

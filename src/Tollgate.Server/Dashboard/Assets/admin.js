@@ -1,0 +1,162 @@
+// The admin view: the whole gateway over a period, from /admin/reports/*, /admin/invoices, /admin/tenants
+// and, refreshed live, /providers.
+import { getJson } from './api.js';
+import { el, table, value, panel } from './dom.js';
+import { money, integer, percent, ratioPercent, time } from './format.js';
+import { daysBetween, seriesFrom, stackedBars, lines } from './charts.js';
+
+const HEALTH_REFRESH_MS = 5000;
+let healthTimer = null;
+
+function unwrap(settled) {
+  if (settled.status === 'rejected') {
+    throw settled.reason;
+  }
+
+  return settled.value;
+}
+
+function card(label, text, format, total) {
+  return el('div', { class: 'card' }, el('span', { class: 'label' }, label), value(text, format, { class: 'value', 'data-total': total }));
+}
+
+export async function renderAdmin(content, period) {
+  const range = `from=${encodeURIComponent(period.from)}&to=${encodeURIComponent(period.to)}`;
+  const [byDay, byDayModel, byDayProvider, byTenant, savings, margin, tenants, invoices] = await Promise.allSettled([
+    getJson(`/admin/reports/usage?${range}&groupBy=day`),
+    getJson(`/admin/reports/usage?${range}&groupBy=day,model`),
+    getJson(`/admin/reports/usage?${range}&groupBy=day,provider`),
+    getJson(`/admin/reports/usage?${range}&groupBy=tenant`),
+    getJson(`/admin/reports/savings?${range}&groupBy=day`),
+    getJson(`/admin/reports/margin?${range}&groupBy=tenant`),
+    getJson('/admin/tenants'),
+    getJson('/admin/invoices'),
+  ]);
+  const days = daysBetween(period.from, period.to);
+  const names = new Map((tenants.status === 'fulfilled' ? tenants.value.data ?? [] : []).map(t => [t.id, t.name]));
+  const tenantLabel = id => (names.has(id) && names.get(id) !== id ? `${names.get(id)} (${id})` : id ?? '(none)');
+
+  content.replaceChildren(
+    panel('totals', 'Totals', () => {
+      const usage = unwrap(byDay).totals;
+      const cards = [
+        card('Spend (provider cost)', usage.costUsd, money, 'usage.costUsd'),
+        card('Charged beyond plans', usage.priceUsd, money, 'usage.priceUsd'),
+        card('Tokens', usage.totalTokens, integer, 'usage.totalTokens'),
+        card('Requests', usage.requests, integer, 'usage.requests'),
+        card('Errors', usage.errors, integer, 'usage.errors'),
+        card('Failovers', usage.failovers, integer, 'usage.failovers'),
+      ];
+      if (savings.status === 'fulfilled') {
+        cards.push(card('Saved vs baseline', savings.value.totals.savedUsd, money, 'savings.savedUsd'));
+        cards.push(card('Saved %', savings.value.totals.savedPercent, percent, 'savings.savedPercent'));
+      }
+
+      if (margin.status === 'fulfilled') {
+        cards.push(card('Margin', margin.value.totals.marginUsd, money, 'margin.marginUsd'));
+        cards.push(card('Margin %', margin.value.totals.marginPercent, percent, 'margin.marginPercent'));
+      }
+
+      return el('div', { class: 'cards' }, cards);
+    }),
+    panel('spend', 'Spend per day', () => {
+      const model = unwrap(byDayModel).rows;
+      const provider = unwrap(byDayProvider).rows;
+      return [
+        stackedBars('spend-by-model', 'Spend per day by model (USD)', days, seriesFrom(model, 'model', 'costUsd'), money),
+        stackedBars('spend-by-provider', 'Spend per day by provider (USD)', days, seriesFrom(provider, 'provider', 'costUsd'), money),
+      ];
+    }),
+    panel('tokens', 'Tokens per day', () =>
+      stackedBars('tokens-by-model', 'Tokens per day by model', days, seriesFrom(unwrap(byDayModel).rows, 'model', 'totalTokens'), integer)),
+    panel('savings', 'Savings against baseline', () => {
+      const rows = unwrap(savings).rows;
+      const baseline = unwrap(savings).baseline;
+      return [
+        lines('savings', `Cost per day against the baseline (${baseline ?? 'route-max'})`, days, [
+          { name: 'Baseline cost', values: new Map(rows.map(r => [r.day, r.baselineCostUsd])) },
+          { name: 'Actual cost', values: new Map(rows.map(r => [r.day, r.costUsd])) },
+        ], money),
+      ];
+    }),
+    panel('failures', 'Failovers and errors per day', () => {
+      const rows = unwrap(byDay).rows;
+      return lines('failures', 'Failovers and errors per day', days, [
+        { name: 'Errors', values: new Map(rows.map(r => [r.day, r.errors])) },
+        { name: 'Failovers', values: new Map(rows.map(r => [r.day, r.failovers])) },
+      ], integer);
+    }),
+    panel('margin', 'Margin per tenant', () => table('margin', [
+      { title: 'Tenant', cell: r => tenantLabel(r.tenant) },
+      { title: 'Revenue', num: true, cell: r => value(r.revenueUsd, money) },
+      { title: 'Provider cost', num: true, cell: r => value(r.providerCostUsd, money) },
+      { title: 'Margin', num: true, cell: r => value(r.marginUsd, money, { 'data-field': 'marginUsd' }) },
+      { title: 'Margin %', num: true, cell: r => value(r.marginPercent, percent) },
+    ], unwrap(margin).rows, r => ({ 'data-tenant': r.tenant }))),
+    panel('top-tenants', 'Top tenants by spend', () => {
+      const rows = [...unwrap(byTenant).rows].sort((a, b) => Number(b.costUsd) - Number(a.costUsd)).slice(0, 10);
+      return table('top-tenants', [
+        { title: 'Tenant', cell: r => tenantLabel(r.tenant) },
+        { title: 'Requests', num: true, cell: r => value(r.requests, integer) },
+        { title: 'Tokens', num: true, cell: r => value(r.totalTokens, integer) },
+        { title: 'Spend', num: true, cell: r => value(r.costUsd, money, { 'data-field': 'costUsd' }) },
+        { title: 'Charged', num: true, cell: r => value(r.priceUsd, money) },
+      ], rows, r => ({ 'data-tenant': r.tenant }));
+    }),
+    healthPanel(),
+    panel('invoices', 'Invoices', () => invoiceTable(unwrap(invoices).invoices, id => `/admin/invoices/${encodeURIComponent(id)}.html`, tenantLabel)),
+  );
+  await refreshHealth();
+}
+
+export function invoiceTable(invoices, href, tenantLabel) {
+  if (invoices.length === 0) {
+    return el('p', { class: 'empty' }, 'No invoices issued yet.');
+  }
+
+  return table('invoices', [
+    { title: 'Invoice', cell: r => el('a', { href: href(r.id), 'data-invoice': r.id }, r.id) },
+    { title: 'Tenant', cell: r => tenantLabel(r.tenant) },
+    { title: 'Month', cell: r => r.month },
+    { title: 'Version', num: true, cell: r => r.version },
+    { title: 'Issued', cell: r => time(r.issuedAt) },
+    { title: 'Total due', num: true, cell: r => value(r.totalDueUsd, money) },
+  ], invoices, r => ({ 'data-invoice-row': r.id }));
+}
+
+function healthPanel() {
+  const section = el('section', { class: 'panel', 'data-panel': 'health' },
+    el('h2', {}, 'Provider health'),
+    el('p', { class: 'hint' }, 'Live from /providers, refreshed every few seconds. ', el('span', { id: 'health-updated' })),
+    el('div', { id: 'health-table' }));
+  return section;
+}
+
+async function refreshHealth() {
+  clearTimeout(healthTimer);
+  const host = document.getElementById('health-table');
+  if (!host) {
+    return;
+  }
+
+  try {
+    const { providers } = await getJson('/providers');
+    host.replaceChildren(table('health', [
+      { title: 'Provider', cell: p => p.name },
+      { title: 'Type', cell: p => p.type },
+      { title: 'State', cell: p => el('span', { class: p.online ? 'online' : 'offline' }, !p.configured ? 'not configured' : p.online ? 'online' : 'offline') },
+      { title: 'Circuit', cell: p => p.circuit },
+      { title: 'Latency p50 (ms)', num: true, cell: p => value(p.latencyP50Ms, t => (t === undefined ? '–' : t)) },
+      { title: 'Error rate', num: true, cell: p => value(p.errorRate, ratioPercent) },
+      { title: 'Deployments', num: true, cell: p => p.deployments.length },
+      { title: 'Last error', cell: p => (p.lastError ? `${p.lastError} (${time(p.lastErrorAt)})` : '–') },
+    ], providers, p => ({ 'data-provider': p.name })));
+    const updated = document.getElementById('health-updated');
+    updated.textContent = `Updated ${new Date().toISOString().slice(11, 19)} UTC.`;
+    host.dataset.refreshes = String(Number(host.dataset.refreshes ?? 0) + 1);
+  } catch (error) {
+    host.replaceChildren(el('p', { class: 'error' }, `Could not read /providers: ${error.message}`));
+  }
+
+  healthTimer = setTimeout(refreshHealth, HEALTH_REFRESH_MS);
+}

@@ -1,0 +1,245 @@
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Playwright;
+using Tollgate.Server.Dashboard;
+using Tollgate.Tests.Infrastructure;
+
+namespace Tollgate.Tests.Dashboard;
+
+/// <summary>
+/// The dashboard in a real browser (Debian's Chromium through Playwright) against a gateway that served
+/// real requests: log in through the form, compare what the page shows with the report APIs' JSON,
+/// open an invoice, and check that a tenant sees nothing of another. Screenshots go to artifacts/screenshots/.
+/// </summary>
+public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chromium>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Admin_LogsIn_ChartsAndTotalsMatchReports_OpensInvoice_LogsOut()
+    {
+        await using var world = await DashboardWorld.StartAsync(Ct);
+        var invoice = await IssueInvoiceAsync(world, world.Acme);
+        await using var context = await chromium.Browser.NewContextAsync();
+        var urls = RecordUrls(context);
+        var page = await context.NewPageAsync();
+
+        await LogInAsync(page, world.Gateway, TestGateway.AdminKeyValue);
+        var (from, to) = await PeriodAsync(page);
+        var range = $"from={from}&to={to}";
+        var byDay = await world.AdminJsonAsync($"admin/reports/usage?{range}&groupBy=day", Ct);
+        var byDayModel = await world.AdminJsonAsync($"admin/reports/usage?{range}&groupBy=day,model", Ct);
+        var byDayProvider = await world.AdminJsonAsync($"admin/reports/usage?{range}&groupBy=day,provider", Ct);
+        var savings = await world.AdminJsonAsync($"admin/reports/savings?{range}&groupBy=day", Ct);
+        var margin = await world.AdminJsonAsync($"admin/reports/margin?{range}&groupBy=tenant", Ct);
+        var providers = await world.AdminJsonAsync("providers", Ct);
+        await page.Locator("[data-table=health] tbody tr").First.WaitForAsync();
+        await Chromium.ScreenshotAsync(page, "dashboard-admin");
+
+        // The session cookie: HttpOnly, SameSite=Strict, out of script's reach.
+        var cookie = (await context.CookiesAsync()).Single(c => c.Name == DashboardSessions.CookieName);
+        Assert.True(cookie.HttpOnly);
+        Assert.Equal(SameSiteAttribute.Strict, cookie.SameSite);
+        Assert.Equal("/", cookie.Path);
+        Assert.DoesNotContain(DashboardSessions.CookieName, await page.EvaluateAsync<string>("document.cookie"), StringComparison.Ordinal);
+
+        // Totals: exactly the report JSON.
+        var usageTotals = byDay["totals"]!;
+        Assert.Equal(5, (long)usageTotals["requests"]!);
+        Assert.Equal(1, (long)usageTotals["failovers"]!);
+        Assert.Equal(1, (long)usageTotals["errors"]!);
+        foreach (var measure in new[] { "costUsd", "priceUsd", "totalTokens", "requests", "errors", "failovers" })
+        {
+            await AssertShownAsync(page, $"[data-total='usage.{measure}']", usageTotals[measure]);
+        }
+
+        await AssertShownAsync(page, "[data-total='savings.savedUsd']", savings["totals"]!["savedUsd"]);
+        await AssertShownAsync(page, "[data-total='savings.savedPercent']", savings["totals"]!["savedPercent"]);
+        await AssertShownAsync(page, "[data-total='margin.marginUsd']", margin["totals"]!["marginUsd"]);
+        await AssertShownAsync(page, "[data-total='margin.marginPercent']", margin["totals"]!["marginPercent"]);
+
+        // Charts: one bar per non-zero (day, series) row of the reports, each with the row's exact value.
+        Assert.Equal(Bars(byDayModel, "model", "costUsd"), await ChartBarsAsync(page, "spend-by-model"));
+        Assert.Equal(Bars(byDayProvider, "provider", "costUsd"), await ChartBarsAsync(page, "spend-by-provider"));
+        Assert.Equal(Bars(byDayModel, "model", "totalTokens"), await ChartBarsAsync(page, "tokens-by-model"));
+        Assert.True(Bars(byDayModel, "model", "costUsd").Count >= 2, "traffic on two models draws two series");
+        Assert.Equal(2, await page.Locator("svg[data-chart='savings'] polyline").CountAsync());
+        Assert.Equal(2, await page.Locator("svg[data-chart='failures'] polyline").CountAsync());
+
+        // Tables: margin per tenant, top tenants, provider health (live from /providers).
+        foreach (var row in margin["rows"]!.AsArray())
+        {
+            await AssertShownAsync(page, $"[data-table=margin] tr[data-tenant='{(string)row!["tenant"]!}'] [data-field=marginUsd]", row["marginUsd"]);
+        }
+
+        Assert.Equal(2, await page.Locator("[data-table=top-tenants] tbody tr").CountAsync());
+        await Assertions.Expect(page.Locator($"[data-table=margin] tr[data-tenant='{world.Globex}']")).ToContainTextAsync(DashboardWorld.GlobexName);
+        Assert.Equal(0, await page.Locator("#injected").CountAsync());
+        Assert.Equal(providers["providers"]!.AsArray().Count, await page.Locator("[data-table=health] tbody tr").CountAsync());
+        // Live: the table is read again from /providers (at least one refresh after the first load).
+        await page.WaitForFunctionAsync("() => Number(document.getElementById('health-table').dataset.refreshes) >= 2");
+
+        // Invoices: the list links to the invoice page, which the cookie opens.
+        var link = page.Locator($"a[data-invoice='{invoice.Id}']");
+        Assert.Equal($"/admin/invoices/{invoice.Id}.html", await link.GetAttributeAsync("href"));
+        await link.ClickAsync();
+        await page.WaitForURLAsync($"**/admin/invoices/{invoice.Id}.html");
+        await Assertions.Expect(page.Locator("body")).ToContainTextAsync(invoice.Id);
+        await Chromium.ScreenshotAsync(page, "dashboard-admin-invoice");
+
+        // Log out: back to the form, the cookie is gone and no longer opens admin data.
+        await page.GotoAsync(new Uri(world.Gateway.BaseAddress, "dashboard").ToString());
+        await page.WaitForSelectorAsync("body[data-state=ready]");
+        await page.ClickAsync("#logout button");
+        await page.WaitForSelectorAsync("body[data-state=login]");
+        Assert.DoesNotContain(await context.CookiesAsync(), c => c.Name == DashboardSessions.CookieName);
+        Assert.Equal(401, await FetchStatusAsync(page, "/providers"));
+
+        Assert.DoesNotContain(urls, u => u.Contains(TestGateway.AdminKeyValue, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Tenant_SeesOnlyItsOwnUsageLimitsAndInvoices()
+    {
+        await using var world = await DashboardWorld.StartAsync(Ct);
+        var own = await IssueInvoiceAsync(world, world.Acme);
+        var other = await IssueInvoiceAsync(world, world.Globex);
+        await using var context = await chromium.Browser.NewContextAsync();
+        var urls = RecordUrls(context);
+        var page = await context.NewPageAsync();
+
+        await LogInAsync(page, world.Gateway, world.AcmeKey);
+        var (from, to) = await PeriodAsync(page);
+        var byDay = await world.TenantJsonAsync(world.AcmeKey, $"v1/usage?from={from}&to={to}&groupBy=day", Ct);
+        var byDayModel = await world.TenantJsonAsync(world.AcmeKey, $"v1/usage?from={from}&to={to}&groupBy=day,model", Ct);
+        await Chromium.ScreenshotAsync(page, "dashboard-tenant");
+
+        await Assertions.Expect(page.Locator("#who")).ToContainTextAsync("Acme");
+        var totals = byDay["totals"]!;
+        Assert.Equal(4, (long)totals["requests"]!);
+        foreach (var measure in new[] { "costUsd", "priceUsd", "totalTokens", "requests", "errors" })
+        {
+            await AssertShownAsync(page, $"[data-total='usage.{measure}']", totals[measure]);
+        }
+
+        Assert.Equal(Bars(byDayModel, "model", "costUsd", rows: "data"), await ChartBarsAsync(page, "spend-by-model"));
+        Assert.Equal(Bars(byDayModel, "model", "totalTokens", rows: "data"), await ChartBarsAsync(page, "tokens-by-model"));
+
+        // Limits remaining: the key's monthly tokens (1,000,000) less what it used this month, exactly.
+        var limits = byDay["limits"]!;
+        var remaining = await page.Locator("[data-limit='Key tokens'] [data-field=remaining]").GetAttributeAsync("data-value");
+        Assert.Equal(1_000_000 - (long)limits["keyMonthTokens"]!, long.Parse(remaining!, CultureInfo.InvariantCulture));
+        var budgetLeft = await page.Locator("[data-limit='Key budget (provider cost)'] [data-field=remaining]").GetAttributeAsync("data-value");
+        Assert.Equal(5m - (decimal)limits["keyMonthCostUsd"]!, decimal.Parse(budgetLeft!, CultureInfo.InvariantCulture));
+
+        // Its invoices only, and nothing of the other tenant or of the admin views anywhere on the page.
+        Assert.Equal(1, await page.Locator("[data-table=invoices] tbody tr").CountAsync());
+        Assert.Equal($"/v1/invoices/{own.Id}.html", await page.Locator($"a[data-invoice='{own.Id}']").GetAttributeAsync("href"));
+        var text = await page.Locator("body").InnerTextAsync();
+        Assert.DoesNotContain("Globex", text, StringComparison.Ordinal);
+        Assert.DoesNotContain(world.Globex, text, StringComparison.Ordinal);
+        Assert.Equal(0, await page.Locator("[data-panel=health], [data-panel=margin], [data-panel=top-tenants]").CountAsync());
+
+        // The cookie does not open another tenant's data or any admin endpoint.
+        Assert.Equal(403, await FetchStatusAsync(page, $"/v1/usage?tenant={world.Globex}"));
+        Assert.Equal(404, await FetchStatusAsync(page, $"/v1/invoices/{other.Id}"));
+        Assert.Equal(404, await FetchStatusAsync(page, $"/v1/invoices/{other.Id}.html"));
+        Assert.Equal(401, await FetchStatusAsync(page, $"/admin/reports/usage?tenant={world.Globex}"));
+        Assert.Equal(401, await FetchStatusAsync(page, $"/admin/invoices/{other.Id}"));
+        Assert.Equal(401, await FetchStatusAsync(page, "/providers"));
+
+        // Its own invoice opens.
+        await page.ClickAsync($"a[data-invoice='{own.Id}']");
+        await page.WaitForURLAsync($"**/v1/invoices/{own.Id}.html");
+        await Assertions.Expect(page.Locator("body")).ToContainTextAsync(own.Id);
+        await Chromium.ScreenshotAsync(page, "dashboard-tenant-invoice");
+
+        Assert.DoesNotContain(urls, u => u.Contains(world.AcmeKey, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Login_WrongKey_ShowsTheFormAgainWithoutACookie()
+    {
+        await using var scenario = await GatewayScenario.StartAsync(providers: 1, cancellationToken: Ct);
+        await using var context = await chromium.Browser.NewContextAsync();
+        var urls = RecordUrls(context);
+        var page = await context.NewPageAsync();
+        const string Wrong = "tg-wrong-key-0000000000000000000000";
+
+        await page.GotoAsync(new Uri(scenario.Gateway.BaseAddress, "dashboard").ToString());
+        await page.WaitForSelectorAsync("body[data-state=login]");
+        await page.FillAsync("#key", Wrong);
+        await page.ClickAsync("#login-submit");
+        await page.WaitForSelectorAsync("#login-failed:visible");
+
+        Assert.Empty(await context.CookiesAsync());
+        Assert.DoesNotContain(urls, u => u.Contains(Wrong, StringComparison.Ordinal));
+    }
+
+    private static async Task LogInAsync(IPage page, TestGateway gateway, string key)
+    {
+        await page.GotoAsync(new Uri(gateway.BaseAddress, "dashboard").ToString());
+        await page.WaitForSelectorAsync("body[data-state=login]");
+        await page.FillAsync("#key", key);
+        await page.ClickAsync("#login-submit");
+        await page.WaitForSelectorAsync("body[data-state=ready]");
+    }
+
+    private static async Task<(string From, string To)> PeriodAsync(IPage page)
+    {
+        var content = page.Locator("#content");
+        return ((await content.GetAttributeAsync("data-from"))!, (await content.GetAttributeAsync("data-to"))!);
+    }
+
+    /// <summary>Every URL the browser requested or navigated to, to prove no key ever travels in one.</summary>
+    private static List<string> RecordUrls(IBrowserContext context)
+    {
+        var urls = new List<string>();
+        context.Request += (_, request) =>
+        {
+            lock (urls)
+            {
+                urls.Add(request.Url);
+            }
+        };
+        return urls;
+    }
+
+    private static async Task AssertShownAsync(IPage page, string selector, JsonNode? expected)
+    {
+        var shown = await page.Locator(selector).GetAttributeAsync("data-value");
+        Assert.NotNull(expected);
+        Assert.True(
+            decimal.Parse(shown!, NumberStyles.Float, CultureInfo.InvariantCulture) == decimal.Parse(expected.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture),
+            $"{selector}: page shows {shown}, the API says {expected.ToJsonString()}");
+    }
+
+    /// <summary>The bars a report's rows should draw: (day, series, value) for each non-zero measure, sorted.</summary>
+    private static List<string> Bars(JsonObject report, string seriesKey, string measure, string rows = "rows") =>
+        [.. report[rows]!.AsArray()
+            .Where(r => decimal.Parse(r![measure]!.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture) > 0)
+            .Select(r => $"{(string)r!["day"]!}|{(string?)r[seriesKey] ?? "(none)"}|{decimal.Parse(r[measure]!.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture)}")
+            .Order(StringComparer.Ordinal)];
+
+    private static async Task<List<string>> ChartBarsAsync(IPage page, string chart)
+    {
+        var raw = await page.EvaluateAsync<string[][]>(
+            "chart => [...document.querySelectorAll(`svg[data-chart='${chart}'] rect.bar`)].map(r => [r.dataset.day, r.dataset.series, r.dataset.value])",
+            chart);
+        return [.. raw.Select(b => $"{b[0]}|{b[1]}|{decimal.Parse(b[2], NumberStyles.Float, CultureInfo.InvariantCulture)}").Order(StringComparer.Ordinal)];
+    }
+
+    private static Task<int> FetchStatusAsync(IPage page, string path) =>
+        page.EvaluateAsync<int>("async path => (await fetch(path)).status", path);
+
+    private static async Task<(string Id, JsonObject Invoice)> IssueInvoiceAsync(DashboardWorld world, string tenant)
+    {
+        var month = TimeProvider.System.GetUtcNow().ToString("yyyy-MM", CultureInfo.InvariantCulture);
+        using var response = await world.Gateway.Admin.PostAsJsonAsync("admin/invoices/issue", new { month, tenant }, Ct);
+        var body = (await response.Content.ReadFromJsonAsync<JsonObject>(Ct))!;
+        Assert.True(response.IsSuccessStatusCode, body.ToJsonString());
+        var invoice = body["invoices"]!.AsArray().Single()!.AsObject();
+        return ((string)invoice["id"]!, invoice);
+    }
+}
