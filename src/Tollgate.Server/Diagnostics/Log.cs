@@ -24,6 +24,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 1005, Level = LogLevel.Information, Message = "Request {RequestId}: the answer of {Deployment} failed its check ({Problem}); escalating to a higher tier")]
     public static partial void Escalated(ILogger logger, string requestId, string deployment, string problem);
 
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Error, Message = "The task classifier failed on a request for {Model}; routed as chat")]
+    public static partial void ClassifierFailed(ILogger logger, Exception exception, string model);
+
     [LoggerMessage(EventId = 2000, Level = LogLevel.Information, Message = "Provider {Provider} reachability changed: {Reachable}")]
     public static partial void ReachabilityChanged(ILogger logger, string provider, bool reachable);
 

@@ -212,7 +212,18 @@ internal sealed class GatewayDispatcher
             return new TaskDecision(stated, TaskSource.Stated, 1f, _catalog.TaskTiers[stated]);
         }
 
-        var classified = _classifier.Classify(request.Body.Span);
+        TaskClassification classified;
+        try
+        {
+            classified = _classifier.Classify(request.Body.Span);
+        }
+        catch (Exception ex) when (ex is IndexOutOfRangeException or ArgumentException or InvalidOperationException)
+        {
+            // A classifier bug must not cost the client its answer: route as chat (tier 2) and say so in the log.
+            Log.ClassifierFailed(_logger, ex, request.Model);
+            classified = new TaskClassification(TaskKind.Chat, 0f);
+        }
+
         return new TaskDecision(classified.Task, TaskSource.Classified, classified.Confidence, _catalog.TaskTiers[classified.Task]);
     }
 
