@@ -294,7 +294,9 @@ internal sealed class GatewayDispatcher
                             var problem = await _verifier.CheckAsync(request.Body[schema], answer.Body).ConfigureAwait(false);
                             if (problem is not null && HasHigherTier(candidates, i, deployment.Tier))
                             {
+                                // The provider answered; that its answer failed the request's schema says nothing about its health.
                                 deployment.Health.RecordSuccess(attempt.FirstByte);
+                                deployment.Health.RecordCompletion(attempt.FirstByte, attempt.FirstByte, OutputTokens(answer.Usage), streamed: false);
                                 log.Add(deployment, problem);
                                 log.Escalations++;
                                 accounting.Escalations = log.Escalations;
@@ -329,6 +331,14 @@ internal sealed class GatewayDispatcher
 
                     var failure = attempt.Result.Failure!;
                     last = failure;
+                    if (unverified is not null && !failure.ShouldFailOver && failure.Kind != FailureKind.ClientAborted)
+                    {
+                        // A stronger tier refused the request itself; the answer already in hand is still better than an error.
+                        deployment.Health.RecordNeutral();
+                        log.Add(deployment, failure.Code);
+                        continue;
+                    }
+
                     if (!await HandleFailureAsync(context, log, accounting, attempt, failure, failures).ConfigureAwait(false))
                     {
                         return;
@@ -352,7 +362,7 @@ internal sealed class GatewayDispatcher
                 using (answer)
                 {
                     accounting.Attempts = log.Count;
-                    await DeliverAsync(context, request, plan, log, accounting, answer, answer.Result.Response!).ConfigureAwait(false);
+                    await DeliverAsync(context, request, plan, log, accounting, answer, answer.Result.Response!, healthRecorded: true).ConfigureAwait(false);
                 }
 
                 return;
@@ -494,18 +504,28 @@ internal sealed class GatewayDispatcher
         using (other)
         {
             await otherRunning.ConfigureAwait(false);
-            other.Deployment.Health.RecordNeutral();
             log.Add(other.Deployment, "hedge_lost");
             if (other.Result.Response is { } late)
             {
                 // Both answered at once: the loser's answer is discarded, its usage is what the provider bills.
+                other.Deployment.Health.RecordSuccess(other.FirstByte, late is StreamingResponse);
                 await RecordExtraAsync(accounting, other, LedgerAttemptKind.Hedge, request).ConfigureAwait(false);
                 await late.DisposeAsync().ConfigureAwait(false);
             }
             else if (other.Result.Failure is { Kind: FailureKind.Timeout or FailureKind.ClientAborted })
             {
                 // Cancelled in flight: the provider may bill the prompt it already read. Record that estimate.
+                other.Deployment.Health.RecordNeutral();
                 await RecordExtraAsync(accounting, other, LedgerAttemptKind.Hedge, request).ConfigureAwait(false);
+            }
+            else if (other.Result.Failure is { CountsAgainstProvider: true } failed)
+            {
+                // It failed on its own before it was cancelled: that is the provider's failure, and nothing was billed.
+                other.Deployment.Health.RecordFailure(failed.Message, failed.Kind == FailureKind.RateLimited, failed.RetryAfter);
+            }
+            else
+            {
+                other.Deployment.Health.RecordNeutral();
             }
         }
 
@@ -566,14 +586,15 @@ internal sealed class GatewayDispatcher
         return true;
     }
 
-    private async Task DeliverAsync(HttpContext context, ParsedRequest request, RoutePlan plan, AttemptLog log, RequestAccounting accounting, Attempt attempt, UpstreamResponse response)
+    /// <param name="healthRecorded">The attempt's success is already in its deployment's health (a verified answer kept as the fallback).</param>
+    private async Task DeliverAsync(HttpContext context, ParsedRequest request, RoutePlan plan, AttemptLog log, RequestAccounting accounting, Attempt attempt, UpstreamResponse response, bool healthRecorded = false)
     {
         var deployment = attempt.Deployment;
         await using (response.ConfigureAwait(false))
         {
             log.Add(deployment, "ok");
             log.Chosen = deployment;
-            accounting.Answered(deployment, attempt.FirstByte);
+            accounting.Answered(deployment);
             SetRoutingHeaders(context, deployment, log);
             if (plan.Verify)
             {
@@ -589,8 +610,12 @@ internal sealed class GatewayDispatcher
             else
             {
                 var buffered = (BufferedResponse)response;
-                deployment.Health.RecordSuccess(attempt.FirstByte);
-                deployment.Health.RecordCompletion(attempt.FirstByte, attempt.FirstByte, OutputTokens(buffered.Usage), streamed: false);
+                if (!healthRecorded)
+                {
+                    deployment.Health.RecordSuccess(attempt.FirstByte);
+                    deployment.Health.RecordCompletion(attempt.FirstByte, attempt.FirstByte, OutputTokens(buffered.Usage), streamed: false);
+                }
+
                 await WriteBufferedAsync(context, buffered, accounting).ConfigureAwait(false);
             }
         }

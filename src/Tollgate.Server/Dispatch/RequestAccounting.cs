@@ -43,11 +43,11 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
     /// <summary>The provider cost recorded in the ledger row (null: a needed price is unknown); set by <see cref="CommitAsync"/>.</summary>
     public decimal? CostUsd { get; private set; }
 
-    /// <summary>Marks the deployment that answered; <paramref name="attemptFirstByte"/> is its attempt's own time to first byte.</summary>
-    public void Answered(Deployment deployment, TimeSpan attemptFirstByte)
+    /// <summary>Marks the deployment that answered, when its answer is about to be written (time since the request arrived).</summary>
+    public void Answered(Deployment deployment)
     {
         Served = deployment;
-        FirstByteMs = (long)attemptFirstByte.TotalMilliseconds;
+        FirstByteMs = (long)time.GetElapsedTime(_started).TotalMilliseconds;
     }
 
     /// <summary>
