@@ -66,13 +66,20 @@ internal sealed class AttemptLog(RoutePlan plan)
             text.Append("; best_effort=true");
         }
 
+        string? chosenCost = null;
         if (plan.Candidates.Length > 0)
         {
             text.Append("; candidates=");
             for (var i = 0; i < plan.Candidates.Length; i++)
             {
                 var candidate = plan.Candidates[i];
-                text.Append(i == 0 ? string.Empty : ",").Append(candidate.Deployment.Id).Append(':').Append(Cost(candidate.ExpectedCostUsd));
+                var cost = Cost(candidate.ExpectedCostUsd);
+                if (ReferenceEquals(candidate.Deployment, Chosen) && candidate.ExpectedCostUsd is not null)
+                {
+                    chosenCost = cost;
+                }
+
+                text.Append(i == 0 ? string.Empty : ",").Append(candidate.Deployment.Id).Append(candidate.ExpectedCostUsd is null ? ":" : ":$").Append(cost);
             }
         }
 
@@ -97,19 +104,16 @@ internal sealed class AttemptLog(RoutePlan plan)
         if (Chosen is { } chosen)
         {
             text.Append("; chosen=").Append(chosen.Id);
-            foreach (var candidate in plan.Candidates)
+            if (chosenCost is not null)
             {
-                if (ReferenceEquals(candidate.Deployment, chosen) && candidate.ExpectedCostUsd is { } expected)
-                {
-                    text.Append("; expected_cost_usd=").Append(expected.ToString("0.##########", CultureInfo.InvariantCulture));
-                }
+                text.Append("; expected_cost_usd=").Append(chosenCost);
             }
         }
 
         return HeaderValue.Ascii(text.ToString());
     }
 
-    private static string Cost(decimal? usd) => usd is { } c ? "$" + c.ToString("0.##########", CultureInfo.InvariantCulture) : "price_unknown";
+    private static string Cost(decimal? usd) => usd is { } c ? c.ToString("0.##########", CultureInfo.InvariantCulture) : "price_unknown";
 }
 
 /// <summary>Header values must be ASCII; configuration names may not be.</summary>

@@ -115,7 +115,7 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
         if (usage is not null && Served is { } deployment)
         {
             cost = CostCalculator.Cost(deployment.Prices, usage.Buckets);
-            baseline = CostCalculator.Baseline(RouteCandidates.Length > 0 ? RouteCandidates : [deployment], usage.Buckets);
+            baseline = RouteCandidates.Length > 1 ? CostCalculator.Baseline(RouteCandidates, usage.Buckets) : cost;
         }
 
         CostUsd = cost;
