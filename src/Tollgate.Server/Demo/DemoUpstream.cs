@@ -154,11 +154,7 @@ internal sealed class DemoUpstream : IAsyncDisposable
 
     private static void WriteCompletion(Utf8JsonWriter w, string id, long created, string model, string text, int prompt, int cached, int output)
     {
-        w.WriteStartObject();
-        w.WriteString("id", id);
-        w.WriteString("object", "chat.completion");
-        w.WriteNumber("created", created);
-        w.WriteString("model", model);
+        WriteEnvelope(w, id, "chat.completion", created, model);
         w.WriteStartArray("choices");
         w.WriteStartObject();
         w.WriteNumber("index", 0);
@@ -175,11 +171,7 @@ internal sealed class DemoUpstream : IAsyncDisposable
 
     private static void WriteChunk(Utf8JsonWriter w, string id, long created, string model, string? text, string? finish)
     {
-        w.WriteStartObject();
-        w.WriteString("id", id);
-        w.WriteString("object", "chat.completion.chunk");
-        w.WriteNumber("created", created);
-        w.WriteString("model", model);
+        WriteEnvelope(w, id, "chat.completion.chunk", created, model);
         w.WriteStartArray("choices");
         w.WriteStartObject();
         w.WriteNumber("index", 0);
@@ -206,15 +198,21 @@ internal sealed class DemoUpstream : IAsyncDisposable
 
     private static void WriteUsageChunk(Utf8JsonWriter w, string id, long created, string model, int prompt, int cached, int output)
     {
-        w.WriteStartObject();
-        w.WriteString("id", id);
-        w.WriteString("object", "chat.completion.chunk");
-        w.WriteNumber("created", created);
-        w.WriteString("model", model);
+        WriteEnvelope(w, id, "chat.completion.chunk", created, model);
         w.WriteStartArray("choices");
         w.WriteEndArray();
         WriteUsage(w, prompt, cached, output);
         w.WriteEndObject();
+    }
+
+    /// <summary>Opens the object and writes the fields every completion and chunk starts with.</summary>
+    private static void WriteEnvelope(Utf8JsonWriter w, string id, string kind, long created, string model)
+    {
+        w.WriteStartObject();
+        w.WriteString("id", id);
+        w.WriteString("object", kind);
+        w.WriteNumber("created", created);
+        w.WriteString("model", model);
     }
 
     private static void WriteUsage(Utf8JsonWriter w, int prompt, int cached, int output)
