@@ -240,9 +240,21 @@ public static class RequestParser
         string? model = null;
         Range modelToken = default;
         var inputBytes = -1;
+        var constraints = Routing.RequestConstraints.None;
+        Range? tollgateMember = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (reader.ValueTextEquals("model"u8))
+            if (reader.ValueTextEquals("tollgate"u8))
+            {
+                var memberStart = (int)reader.TokenStartIndex;
+                if (!TollgateMemberReader.TryRead(ref reader, out constraints, out error))
+                {
+                    return false;
+                }
+
+                tollgateMember = memberStart..(int)reader.BytesConsumed;
+            }
+            else if (reader.ValueTextEquals("model"u8))
             {
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.String)
@@ -309,6 +321,8 @@ public static class RequestParser
             Needs = Capability.Embeddings,
             EstimatedInputTokens = inputBytes / 4,
             MaxTokens = 0,
+            Constraints = constraints,
+            TollgateMember = tollgateMember,
         };
         return true;
     }

@@ -76,6 +76,33 @@ public sealed class RequestParserTests
         Assert.Equal(Original.Replace("\"gpt-4o\"", "\"deepseek-chat\"", StringComparison.Ordinal), Encoding.UTF8.GetString(body.Memory.Span));
     }
 
+    [Theory]
+    [InlineData("""{"tollgate":{"min_tier":2},"model":"m","messages":[{"role":"user","content":"hi"}]}""", RequestKind.ChatCompletion)]
+    [InlineData("""{"model":"m", "tollgate" : {"providers":["a","b"]} ,"messages":[{"role":"user","content":"hi"}]}""", RequestKind.ChatCompletion)]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"hi"}],"tollgate":{"task":"code"}}""", RequestKind.ChatCompletion)]
+    [InlineData("""{"model":"m","stream":true,"tollgate":{"best_effort":true},"stream_options":{"include_usage":false},"messages":[{"role":"user","content":"hi"}]}""", RequestKind.ChatCompletion)]
+    [InlineData("""{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"tollgate":{"max_cost_usd":0.01}}""", RequestKind.ChatCompletion)]
+    [InlineData("""{"tollgate":{"exclude_providers":["x"]},"input":"hello","model":"m"}""", RequestKind.Embedding)]
+    [InlineData("{\n  \"model\": \"m\",\n  \"tollgate\": { \"max_latency_ms\": 500 }\n  , \"input\": [\"a\", \"b\"]\n}", RequestKind.Embedding)]
+    public void Write_StripsTheTollgateMember_WhereverItIs(string original, RequestKind kind)
+    {
+        var request = Parse(original, kind);
+        Assert.NotSame(Tollgate.Routing.RequestConstraints.None, request.Constraints);
+
+        using var body = UpstreamBodyWriter.Write(request, Encoding.UTF8.GetBytes("\"up\""));
+        var sent = JsonNode.Parse(body.Memory.Span)!.AsObject();
+        var expected = JsonNode.Parse(original)!.AsObject();
+        expected.Remove("tollgate");
+        expected["model"] = "up";
+        if (request.Stream)
+        {
+            expected["stream_options"] = new JsonObject { ["include_usage"] = true };
+        }
+
+        Assert.False(sent.ContainsKey("tollgate"));
+        Assert.True(JsonNode.DeepEquals(expected, sent), sent.ToJsonString());
+    }
+
     [Fact]
     public void Write_StreamWithoutOptions_AddsIncludeUsage()
     {
