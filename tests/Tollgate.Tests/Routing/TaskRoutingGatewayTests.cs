@@ -274,6 +274,30 @@ public sealed class TaskRoutingGatewayTests
     }
 
     [Fact]
+    public async Task Hedging_AStreamSlowToItsFirstEvent_IsRacedAndTheFasterStreamIsRelayed()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var scenario = await StartAsync(ct);
+        scenario.Fakes[0].Enqueue(FakeBehavior.Hang());
+        scenario.Fakes[1].Enqueue(FakeBehavior.Ok("streamed from the hedge"));
+
+        using var response = await PostAsync(scenario, GatewayScenario.ChatBody("hedged", stream: true), ct);
+        var text = await response.Content.ReadAsStringAsync(ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("p1", Header(response, "x-tollgate-provider"));
+        Assert.Contains("tried=d0:hedge_lost,d1:ok", Header(response, "x-tollgate-route"), StringComparison.Ordinal);
+        Assert.EndsWith("data: [DONE]\n\n", text, StringComparison.Ordinal);
+        var relayed = string.Concat(text.Split('\n').Where(l => l.StartsWith("data: {", StringComparison.Ordinal))
+            .Select(l => JsonNode.Parse(l["data: ".Length..])!["choices"]!.AsArray().FirstOrDefault()?["delta"]?["content"]?.GetValue<string>()));
+        Assert.Equal("streamed from the hedge", relayed);
+        await scenario.Fakes[0].WaitForCancelledAsync(ct);
+
+        var rows = await Tenants.QueryAsync(scenario.Gateway.DataDirectory, "SELECT deployment, attempt_kind FROM ledger ORDER BY seq", ct);
+        Assert.Equal([["d0", "hedge"], ["d1", null]], rows);
+    }
+
+    [Fact]
     public async Task Hedging_WhenTheFirstAnswersInTime_NoSecondAttemptStarts()
     {
         var ct = TestContext.Current.CancellationToken;
