@@ -33,6 +33,7 @@ public sealed class TaskRoutingGatewayTests
             var verified = Configs.Route("cheapest", "d0", "d1", "d2");
             verified["verify"] = true;
             routes["checked"] = verified;
+            config["plans"] = new JsonObject { ["tight"] = new JsonObject { ["monthlyBudgetUsd"] = 0.008, ["overagePer1KTokensUsd"] = 0 } };
         }, cancellationToken: cancellationToken);
 
     private static async Task<HttpResponseMessage> PostAsync(GatewayScenario scenario, JsonObject body, CancellationToken cancellationToken, params (string Name, string Value)[] headers)
@@ -404,6 +405,34 @@ public sealed class TaskRoutingGatewayTests
         using var asked = await PostAsync(scenario, SchemaBody("gpt-4o"), ct, ("x-tollgate-verify", "true"));
         Assert.Equal("p1", Header(asked, "x-tollgate-provider"));
         Assert.Equal("1", Header(asked, "x-tollgate-escalations"));
+    }
+
+    [Fact]
+    public async Task Verify_ReservesEveryTierItMayPayFor_SoABudgetCannotBeOverspentByEscalation()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var scenario = await StartAsync(ct);
+        var tenant = await Tenants.CreateAsync(scenario.Gateway, "tight-co", "tight", ct);
+        var key = (string)(await Tenants.CreateKeyAsync(scenario.Gateway, new { name = "k", tenant }, ct))["key"]!;
+        using var client = scenario.Gateway.NewClient(key);
+
+        // Worst cases with max_tokens 1000: d0 about $0.002, d1 $0.004, d2 $0.006; the budget is $0.008.
+        var plain = SchemaBody("gpt-4o");
+        plain["max_tokens"] = 1000;
+        var verified = SchemaBody();
+        verified["max_tokens"] = 1000;
+
+        // One answer at the dearest candidate fits the budget...
+        using (var one = await client.PostAsync("v1/chat/completions", new StringContent(plain.ToJsonString(), Encoding.UTF8, "application/json"), ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, one.StatusCode);
+        }
+
+        // ...but an answer from every tier does not, so verify is refused before anything is sent.
+        using var escalating = await client.PostAsync("v1/chat/completions", new StringContent(verified.ToJsonString(), Encoding.UTF8, "application/json"), ct);
+        Assert.Equal(HttpStatusCode.TooManyRequests, escalating.StatusCode);
+        Assert.Equal("budget_exceeded", (string)(await escalating.Content.ReadFromJsonAsync<JsonObject>(ct))!["error"]!["code"]!);
+        Assert.Equal(1, scenario.Fakes.Sum(f => f.RequestCount));
     }
 
     [Fact]
