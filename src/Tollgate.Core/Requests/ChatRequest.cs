@@ -56,6 +56,9 @@ public sealed class ParsedRequest
     /// <summary>Offsets of the whole <c>"tollgate": {...}</c> member, which never goes upstream.</summary>
     public Range? TollgateMember { get; init; }
 
+    /// <summary>Where the conversation's text sits in <see cref="Body"/>, located in the parser's one pass for the task classifier.</summary>
+    public Routing.Classification.ConversationText Conversation { get; init; }
+
     /// <summary>Offsets of <c>response_format.json_schema.schema</c> when the format is <c>json_schema</c>.</summary>
     public Range? ResponseSchema { get; init; }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Tollgate.Configuration;
+using Tollgate.Routing.Classification;
 
 namespace Tollgate.Requests;
 
@@ -57,6 +58,7 @@ public static class RequestParser
         var constraints = Routing.RequestConstraints.None;
         Range? tollgateMember = null;
         Range? responseSchema = null;
+        var conversation = default(ConversationText);
 
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
@@ -114,7 +116,7 @@ public static class RequestParser
                     return Fail(out error, "'messages' must be an array of messages.", "messages", "invalid_type");
                 }
 
-                messageCount = ReadMessages(ref reader, ref inputBytes, ref needs, out var badMessage);
+                messageCount = ReadMessages(ref reader, ref inputBytes, ref needs, ref conversation, out var badMessage);
                 if (badMessage is not null)
                 {
                     return Fail(out error, badMessage, "messages", "invalid_value");
@@ -223,6 +225,7 @@ public static class RequestParser
             Constraints = constraints,
             TollgateMember = tollgateMember,
             ResponseSchema = responseSchema,
+            Conversation = conversation,
         };
         return true;
     }
@@ -327,11 +330,15 @@ public static class RequestParser
         return true;
     }
 
-    /// <summary>Counts messages and the bytes of their text; notes images. Returns -1 with a message on a malformed entry.</summary>
-    private static int ReadMessages(ref Utf8JsonReader reader, ref int inputBytes, ref Capability needs, out string? badMessage)
+    /// <summary>
+    /// Counts messages and the bytes of their text; notes images; and locates each message's text (<c>content</c> as
+    /// a string, or the <c>text</c> of its parts) for the task classifier. Returns -1 with a message on a malformed entry.
+    /// </summary>
+    private static int ReadMessages(ref Utf8JsonReader reader, ref int inputBytes, ref Capability needs, ref ConversationText conversation, out string? badMessage)
     {
         badMessage = null;
         var count = 0;
+        Span<TextSegment> segments = stackalloc TextSegment[ConversationText.SegmentsPerMessage];
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
             if (reader.TokenType != JsonTokenType.StartObject)
@@ -343,19 +350,47 @@ public static class RequestParser
 
             var depth = reader.CurrentDepth;
             var hasRole = false;
+            var role = MessageRole.Other;
+            var image = false;
+            var texts = 0;
+
+            // Depth of the "content" value while inside it (its string, or its array of parts); -1 elsewhere.
+            var contentDepth = -1;
+            var partText = false;
             while (reader.Read() && !(reader.TokenType == JsonTokenType.EndObject && reader.CurrentDepth == depth))
             {
                 switch (reader.TokenType)
                 {
-                    case JsonTokenType.PropertyName when reader.CurrentDepth == depth + 1 && reader.ValueTextEquals("role"u8):
-                        reader.Read();
-                        hasRole = reader.TokenType == JsonTokenType.String;
+                    case JsonTokenType.PropertyName when reader.CurrentDepth == depth + 1:
+                        contentDepth = reader.ValueTextEquals("content"u8) ? depth + 1 : -1;
+                        if (reader.ValueTextEquals("role"u8))
+                        {
+                            reader.Read();
+                            hasRole = reader.TokenType == JsonTokenType.String;
+                            role = MessageRoles.Of(ref reader);
+                        }
+
                         break;
                     case JsonTokenType.PropertyName when reader.ValueTextEquals("image_url"u8):
                         needs |= Capability.Vision;
+                        image |= contentDepth >= 0;
+                        break;
+                    case JsonTokenType.PropertyName:
+                        // A part's "text" (content[i].text) is conversation text; other strings in a part are not.
+                        partText = contentDepth >= 0 && reader.CurrentDepth == depth + 3 && reader.ValueTextEquals("text"u8);
                         break;
                     case JsonTokenType.String:
                         inputBytes += reader.ValueSpan.Length;
+                        var isText = contentDepth >= 0 && (reader.CurrentDepth == depth + 1 || reader.CurrentDepth == depth + 2 || (partText && reader.CurrentDepth == depth + 3));
+                        if (isText && texts < segments.Length && reader.ValueSpan.Length > 0)
+                        {
+                            segments[texts++] = new TextSegment((int)reader.TokenStartIndex + 1, reader.ValueSpan.Length, reader.ValueIsEscaped);
+                        }
+
+                        partText = false;
+                        break;
+                    case JsonTokenType.EndArray when reader.CurrentDepth == depth + 1:
+                        contentDepth = -1;
                         break;
                 }
             }
@@ -366,6 +401,7 @@ public static class RequestParser
                 return -1;
             }
 
+            conversation.Add(role, segments[..texts], image);
             count++;
         }
 

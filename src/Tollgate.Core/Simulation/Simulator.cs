@@ -338,7 +338,7 @@ internal static class Simulator
                 return new TaskDecision(stated, TaskSource.Stated, 1f, catalog.TaskTiers[stated]);
             }
 
-            var classified = (settings.Classifier ?? catalog.Classifier).Classify(request.Body.Span);
+            var classified = (settings.Classifier ?? catalog.Classifier).Classify(request);
             return new TaskDecision(classified.Task, TaskSource.Classified, classified.Confidence, catalog.TaskTiers[classified.Task]);
         }
 

@@ -215,7 +215,7 @@ internal sealed class GatewayDispatcher
         TaskClassification classified;
         try
         {
-            classified = _classifier.Classify(request.Body.Span);
+            classified = _classifier.Classify(request);
         }
         catch (Exception ex) when (ex is IndexOutOfRangeException or ArgumentException or InvalidOperationException)
         {

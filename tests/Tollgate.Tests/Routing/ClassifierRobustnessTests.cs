@@ -1,4 +1,5 @@
 using System.Text;
+using Tollgate.Requests;
 using Tollgate.Routing.Classification;
 
 namespace Tollgate.Tests.Routing;
@@ -30,9 +31,46 @@ public sealed class ClassifierRobustnessTests
         return text.ToString();
     }
 
+    private static byte[] WithModel(byte[] body)
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(body)!.AsObject();
+        json["model"] = "auto";
+        return Encoding.UTF8.GetBytes(json.ToJsonString());
+    }
+
+    private static string RandomBody(Random random)
+    {
+        var messages = string.Join(",", Enumerable.Range(0, random.Next(1, 6))
+            .Select(_ => $$"""{"role":"{{Roles[random.Next(Roles.Length)]}}","content":{{Content(random)}}}"""));
+        return $$"""{"model":"auto","messages":[{{messages}}]}""";
+    }
+
     private static string Content(Random random) => random.Next(4) == 0
         ? $$$"""[{"type":"text","text":"{{{Text(random)}}}"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}},{"type":"text","text":"{{{Text(random)}}}"}]"""
         : $"\"{Text(random)}\"";
+
+    /// <summary>
+    /// The request path classifies from the text the parser located in its one pass; it must give exactly the
+    /// verdict of reading the body itself, on every labelled prompt and on the edge-shaped random bodies.
+    /// </summary>
+    [Fact]
+    public void Classify_FromTheParsersPass_GivesTheSameVerdictAsReadingTheBody()
+    {
+        var holdout = TrainingData.Parse(File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "Routing", "Classification", "holdout.jsonl")));
+        // Labelled bodies carry no model; the parser needs one.
+        var bodies = holdout.Concat(TrainingData.LoadEmbedded()).Select(e => WithModel(e.Body)).ToList();
+        var random = new Random(7);
+        for (var i = 0; i < 500; i++)
+        {
+            bodies.Add(Encoding.UTF8.GetBytes(RandomBody(random)));
+        }
+
+        foreach (var body in bodies)
+        {
+            Assert.True(RequestParser.TryParse(RequestKind.ChatCompletion, body, out var request, out var error), error?.Message);
+            Assert.Equal(TaskClassifier.Default.Classify(body), TaskClassifier.Default.Classify(request!));
+        }
+    }
 
     [Fact]
     public void Classify_NeverThrows_OnBodiesShapedAroundItsBufferEdges()
@@ -40,9 +78,7 @@ public sealed class ClassifierRobustnessTests
         var random = new Random(20261122);
         for (var i = 0; i < 3_000; i++)
         {
-            var messages = string.Join(",", Enumerable.Range(0, random.Next(1, 6))
-                .Select(_ => $$"""{"role":"{{Roles[random.Next(Roles.Length)]}}","content":{{Content(random)}}}"""));
-            var json = $$"""{"model":"auto","messages":[{{messages}}]}""";
+            var json = RandomBody(random);
             var body = Encoding.UTF8.GetBytes(json);
 
             // Whole, and cut at a random point (malformed JSON).

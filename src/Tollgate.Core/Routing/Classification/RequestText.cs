@@ -26,7 +26,7 @@ internal ref struct RequestText
 
     public const int AssistantCap = 256;
 
-    /// <summary>The buffer size <see cref="TryRead"/> needs.</summary>
+    /// <summary>The buffer size <c>TryRead</c> needs.</summary>
     public const int BufferSize = SystemCap + HeadCap + TailCap + EarlierCap + AssistantCap;
 
     public ReadOnlySpan<byte> System;
@@ -48,12 +48,6 @@ internal ref struct RequestText
     public bool Tools;
     public bool UserHasImage;
 
-    private const int MaxSegments = 4;
-
-    private enum Role : byte { Other, System, User, Assistant }
-
-    /// <summary>A string value inside the body: where it is and whether it holds escapes.</summary>
-    private readonly record struct Segment(int Start, int Length, bool Escaped);
 
     /// <summary>
     /// Reads an OpenAI chat completion body. Returns false when it is not valid JSON or not an object;
@@ -67,15 +61,10 @@ internal ref struct RequestText
             return false;
         }
 
-        Span<Segment> segments = stackalloc Segment[MaxSegments * 5];
-        var system = segments[..MaxSegments];
-        var current = segments.Slice(MaxSegments, MaxSegments);
-        var lastUser = segments.Slice(MaxSegments * 2, MaxSegments);
-        var previousUser = segments.Slice(MaxSegments * 3, MaxSegments);
-        var assistant = segments.Slice(MaxSegments * 4, MaxSegments);
-        int systemCount = 0, lastUserCount = 0, previousUserCount = 0, assistantCount = 0;
-        var lastUserImage = false;
-
+        var conversation = default(ConversationText);
+        var jsonResponse = false;
+        var tools = false;
+        Span<TextSegment> current = stackalloc TextSegment[ConversationText.SegmentsPerMessage];
         try
         {
             var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
@@ -104,42 +93,13 @@ internal ref struct RequestText
                         }
 
                         var (role, count, image) = ReadMessage(ref reader, current);
-                        switch (role)
-                        {
-                            case Role.System:
-                                for (var i = 0; i < count && systemCount < MaxSegments; i++)
-                                {
-                                    text.SystemLength += current[i].Length;
-                                    system[systemCount++] = current[i];
-                                }
-
-                                break;
-                            case Role.User:
-                                if (text.UserTurns > 0)
-                                {
-                                    lastUser[..lastUserCount].CopyTo(previousUser);
-                                    previousUserCount = lastUserCount;
-                                }
-
-                                current[..count].CopyTo(lastUser);
-                                lastUserCount = count;
-                                lastUserImage = image;
-                                text.UserTurns++;
-                                break;
-                            case Role.Assistant:
-                                current[..count].CopyTo(assistant);
-                                assistantCount = count;
-                                text.AssistantTurns++;
-                                break;
-                            default:
-                                break;
-                        }
+                        conversation.Add(role, current[..count], image);
                     }
                 }
                 else if (reader.ValueTextEquals("response_format"u8))
                 {
                     reader.Read();
-                    text.JsonResponse = ReadResponseFormat(ref reader);
+                    jsonResponse = ReadResponseFormat(ref reader);
                 }
                 else if (reader.ValueTextEquals("tools"u8) || reader.ValueTextEquals("functions"u8))
                 {
@@ -147,7 +107,7 @@ internal ref struct RequestText
                     if (reader.TokenType == JsonTokenType.StartArray)
                     {
                         var peek = reader;
-                        text.Tools = peek.Read() && peek.TokenType != JsonTokenType.EndArray;
+                        tools = peek.Read() && peek.TokenType != JsonTokenType.EndArray;
                     }
 
                     reader.Skip();
@@ -165,35 +125,56 @@ internal ref struct RequestText
             return false;
         }
 
-        var offset = 0;
-        text.System = Gather(body, system[..systemCount], buffer.Slice(offset, SystemCap));
-        offset += SystemCap;
-        for (var i = 0; i < lastUserCount; i++)
+        return TryRead(body, in conversation, jsonResponse, tools, buffer, out text);
+    }
+
+    /// <summary>
+    /// Builds the capped text from a conversation already located in <paramref name="body"/> (by the request
+    /// parser's single pass), without reading the body again.
+    /// </summary>
+    public static bool TryRead(ReadOnlySpan<byte> body, scoped in ConversationText conversation, bool jsonResponse, bool tools, Span<byte> buffer, out RequestText text)
+    {
+        text = default;
+        if (buffer.Length < BufferSize)
         {
-            text.UserLength += lastUser[i].Length;
+            return false;
+        }
+
+        text.JsonResponse = jsonResponse;
+        text.Tools = tools;
+        text.SystemLength = conversation.SystemLength;
+        text.UserTurns = conversation.UserTurns;
+        text.AssistantTurns = conversation.AssistantTurns;
+        var lastUser = conversation.LastUser;
+        var offset = 0;
+        text.System = Gather(body, conversation.System, buffer.Slice(offset, SystemCap));
+        offset += SystemCap;
+        foreach (var segment in lastUser)
+        {
+            text.UserLength += segment.Length;
         }
 
         if (text.UserLength <= HeadCap + TailCap)
         {
-            text.UserHead = Gather(body, lastUser[..lastUserCount], buffer.Slice(offset, HeadCap + TailCap));
+            text.UserHead = Gather(body, lastUser, buffer.Slice(offset, HeadCap + TailCap));
         }
         else
         {
-            text.UserHead = Gather(body, lastUser[..lastUserCount], buffer.Slice(offset, HeadCap));
-            text.UserTail = Tail(body, lastUser[lastUserCount - 1], buffer.Slice(offset + HeadCap, TailCap));
+            text.UserHead = Gather(body, lastUser, buffer.Slice(offset, HeadCap));
+            text.UserTail = Tail(body, lastUser[^1], buffer.Slice(offset + HeadCap, TailCap));
         }
 
         offset += HeadCap + TailCap;
-        text.EarlierUser = Gather(body, previousUser[..previousUserCount], buffer.Slice(offset, EarlierCap));
+        text.EarlierUser = Gather(body, conversation.PreviousUser, buffer.Slice(offset, EarlierCap));
         offset += EarlierCap;
-        text.Assistant = Gather(body, assistant[..assistantCount], buffer.Slice(offset, AssistantCap));
-        text.UserHasImage = lastUserImage;
+        text.Assistant = Gather(body, conversation.Assistant, buffer.Slice(offset, AssistantCap));
+        text.UserHasImage = conversation.LastUserImage;
         return true;
     }
 
-    private static (Role Role, int Count, bool Image) ReadMessage(ref Utf8JsonReader reader, scoped Span<Segment> segments)
+    private static (MessageRole Role, int Count, bool Image) ReadMessage(ref Utf8JsonReader reader, scoped Span<TextSegment> segments)
     {
-        var role = Role.Other;
+        var role = MessageRole.Other;
         var count = 0;
         var image = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
@@ -201,11 +182,7 @@ internal ref struct RequestText
             if (reader.ValueTextEquals("role"u8))
             {
                 reader.Read();
-                role = reader.TokenType != JsonTokenType.String ? Role.Other
-                    : reader.ValueTextEquals("user"u8) ? Role.User
-                    : reader.ValueTextEquals("system"u8) || reader.ValueTextEquals("developer"u8) ? Role.System
-                    : reader.ValueTextEquals("assistant"u8) ? Role.Assistant
-                    : Role.Other;
+                role = MessageRoles.Of(ref reader);
             }
             else if (reader.ValueTextEquals("content"u8))
             {
@@ -266,12 +243,12 @@ internal ref struct RequestText
         return (role, count, image);
     }
 
-    private static void AddSegment(ref Utf8JsonReader reader, scoped Span<Segment> segments, ref int count)
+    private static void AddSegment(ref Utf8JsonReader reader, scoped Span<TextSegment> segments, ref int count)
     {
         // The reader runs over one contiguous span, so ValueSpan is a slice of the body right after the quote.
         if (count < segments.Length && reader.ValueSpan.Length > 0)
         {
-            segments[count++] = new Segment(checked((int)reader.TokenStartIndex + 1), reader.ValueSpan.Length, reader.ValueIsEscaped);
+            segments[count++] = new TextSegment(checked((int)reader.TokenStartIndex + 1), reader.ValueSpan.Length, reader.ValueIsEscaped);
         }
     }
 
@@ -302,7 +279,7 @@ internal ref struct RequestText
     }
 
     /// <summary>Unescapes segments one after the other (newline-separated) until the destination is full.</summary>
-    private static ReadOnlySpan<byte> Gather(ReadOnlySpan<byte> body, scoped ReadOnlySpan<Segment> segments, Span<byte> destination)
+    private static ReadOnlySpan<byte> Gather(ReadOnlySpan<byte> body, scoped ReadOnlySpan<TextSegment> segments, Span<byte> destination)
     {
         var written = 0;
         foreach (var segment in segments)
@@ -323,7 +300,7 @@ internal ref struct RequestText
     }
 
     /// <summary>The last bytes of a long segment, started after a space so that no word or character is cut.</summary>
-    private static ReadOnlySpan<byte> Tail(ReadOnlySpan<byte> body, Segment segment, Span<byte> destination)
+    private static ReadOnlySpan<byte> Tail(ReadOnlySpan<byte> body, TextSegment segment, Span<byte> destination)
     {
         var take = Math.Min(segment.Length, destination.Length);
         var raw = body.Slice(segment.Start + segment.Length - take, take);

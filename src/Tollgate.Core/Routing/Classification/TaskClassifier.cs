@@ -71,6 +71,22 @@ public sealed class TaskClassifier
         return Decide(p);
     }
 
+    /// <summary>
+    /// Classifies a parsed chat request from the text segments <see cref="Requests.RequestParser"/> located in its one
+    /// pass over the body: the request path's way, which never reads the body twice. Same verdict as
+    /// <see cref="Classify(ReadOnlySpan{byte})"/> on the same body.
+    /// </summary>
+    public TaskClassification Classify(Requests.ParsedRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        Span<float> p = stackalloc float[TaskModel.Stride];
+        var needs = request.Needs;
+        var conversation = request.Conversation;
+        (_model ?? TaskModel.Shared).Score(request.Body.Span, in conversation, (needs & Configuration.Capability.Json) != 0, (needs & Configuration.Capability.Tools) != 0, p);
+        TaskModel.Softmax(p);
+        return Decide(p);
+    }
+
     /// <summary>Classifies a conversation given as (role, text) pairs; a convenience for tests and simulation.</summary>
     public TaskClassification Classify(IReadOnlyList<(string Role, string Text)> messages)
     {

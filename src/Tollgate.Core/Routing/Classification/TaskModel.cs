@@ -49,10 +49,23 @@ internal sealed class TaskModel
             return false;
         }
 
+        Score(in text, logits);
+        return true;
+    }
+
+    /// <summary>Scores a conversation the request parser already located in <paramref name="body"/>.</summary>
+    public void Score(ReadOnlySpan<byte> body, scoped in ConversationText conversation, bool jsonResponse, bool tools, Span<float> logits)
+    {
+        Span<byte> buffer = stackalloc byte[RequestText.BufferSize];
+        RequestText.TryRead(body, in conversation, jsonResponse, tools, buffer, out var text);
+        Score(in text, logits);
+    }
+
+    private void Score(scoped in RequestText text, Span<float> logits)
+    {
         var sink = new ScoreSink(_weights);
         TaskFeatures.Extract(in text, ref sink);
         sink.Total.CopyTo(logits);
-        return true;
     }
 
     public static TaskModel Train(IReadOnlyList<FeatureVector> examples, TrainingOptions options)
