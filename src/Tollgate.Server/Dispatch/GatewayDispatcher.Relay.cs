@@ -1,0 +1,137 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http.Features;
+using Tollgate.Metering;
+using Tollgate.Providers;
+using Tollgate.Requests;
+using Tollgate.Routing;
+using Tollgate.Server.Diagnostics;
+
+namespace Tollgate.Server.Dispatch;
+
+/// <summary>
+/// Writing an answer to the client: routing and usage headers, the buffered body, or the stream relayed event by event,
+/// each after its ledger row is committed.
+/// </summary>
+internal sealed partial class GatewayDispatcher
+{
+    /// <param name="healthRecorded">The attempt's success is already in its deployment's health (a verified answer kept as the fallback).</param>
+    private async Task DeliverAsync(HttpContext context, ParsedRequest request, RoutePlan plan, AttemptLog log, RequestAccounting accounting, Attempt attempt, UpstreamResponse response, bool healthRecorded = false)
+    {
+        var deployment = attempt.Deployment;
+        await using (response.ConfigureAwait(false))
+        {
+            log.Add(deployment, "ok");
+            log.Chosen = deployment;
+            accounting.Answered(deployment);
+            SetRoutingHeaders(context, deployment, log);
+            if (plan.Verify)
+            {
+                context.Response.Headers["x-tollgate-escalations"] = log.Escalations.ToString(CultureInfo.InvariantCulture);
+            }
+
+            if (response is StreamingResponse stream)
+            {
+                deployment.Health.RecordSuccess(attempt.FirstByte, streamed: true);
+                await RelayStreamAsync(context, request, deployment, stream, attempt.Cancellation, accounting).ConfigureAwait(false);
+                deployment.Health.RecordCompletion(_time.GetElapsedTime(attempt.Started), attempt.FirstByte, OutputTokens(stream.Usage), streamed: true);
+            }
+            else
+            {
+                var buffered = (BufferedResponse)response;
+                if (!healthRecorded)
+                {
+                    deployment.Health.RecordSuccess(attempt.FirstByte);
+                    deployment.Health.RecordCompletion(attempt.FirstByte, attempt.FirstByte, OutputTokens(buffered.Usage), streamed: false);
+                }
+
+                await WriteBufferedAsync(context, buffered, accounting).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static long OutputTokens(MeteredUsage usage) => usage.Buckets.OutputText + usage.Buckets.OutputReasoning;
+
+    private static async Task WriteBufferedAsync(HttpContext context, BufferedResponse response, RequestAccounting accounting)
+    {
+        if (!await accounting.CommitAsync(response.Status, null, response.Usage).ConfigureAwait(false))
+        {
+            await WriteLedgerUnavailableAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        var http = context.Response;
+        http.StatusCode = response.Status;
+        http.ContentType = "application/json";
+        SetUsageHeaders(http, response.Usage, accounting.CostUsd);
+        http.ContentLength = response.Body.Length;
+        await http.Body.WriteAsync(response.Body, context.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>The cost header shows exactly what the ledger row recorded (computed once, in <see cref="RequestAccounting"/>).</summary>
+    private static void SetUsageHeaders(HttpResponse http, MeteredUsage usage, decimal? cost)
+    {
+        http.Headers["x-tollgate-cost-usd"] = cost is { } c ? c.ToString("0.##########", CultureInfo.InvariantCulture) : "unknown";
+        http.Headers["x-tollgate-usage"] = usage.Estimated ? "estimated" : "reported";
+    }
+
+    private async Task RelayStreamAsync(HttpContext context, ParsedRequest request, Deployment deployment, StreamingResponse stream, AttemptCancellation cancellation, RequestAccounting accounting)
+    {
+        var http = context.Response;
+        http.StatusCode = StatusCodes.Status200OK;
+        http.ContentType = "text/event-stream; charset=utf-8";
+        http.Headers.CacheControl = "no-cache";
+        http.Headers["X-Accel-Buffering"] = "no";
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        var writer = http.BodyWriter;
+        var aborted = context.RequestAborted;
+
+        try
+        {
+            var chunk = (StreamChunk?)stream.First;
+            while (chunk is { } current)
+            {
+                if (!current.UsageOnly || request.ClientWantsUsage)
+                {
+                    var flush = await SseWriter.WriteDataAsync(writer, current.Data.Span, aborted).ConfigureAwait(false);
+                    if (flush.IsCanceled || flush.IsCompleted)
+                    {
+                        await accounting.CommitAsync(ClientClosedRequest, "client_aborted", stream.Usage).ConfigureAwait(false);
+                        return;
+                    }
+                }
+
+                // ReadAsync arms the idle timer for the upstream read; writing to the client is not upstream silence.
+                chunk = await stream.ReadAsync().ConfigureAwait(false);
+                cancellation.Disarm();
+            }
+
+            // The row first, then [DONE]: a client that saw the end of the stream always has its row.
+            if (!await accounting.CommitAsync(StatusCodes.Status200OK, null, stream.Usage).ConfigureAwait(false))
+            {
+                await SseWriter.WriteErrorAsync(writer, "The gateway could not record this request in its usage ledger.", "ledger_unavailable", aborted).ConfigureAwait(false);
+                return;
+            }
+
+            await SseWriter.WriteDoneAsync(writer, aborted).ConfigureAwait(false);
+        }
+        catch (UpstreamStreamException ex) when (ex.Failure.Kind == FailureKind.ClientAborted)
+        {
+            // The client went away; the upstream request was cancelled with it. Billed for what was relayed.
+            await accounting.CommitAsync(ClientClosedRequest, "client_aborted", stream.Usage).ConfigureAwait(false);
+        }
+        catch (UpstreamStreamException ex)
+        {
+            deployment.Health.RecordFailure(ex.Failure.Message, rateLimited: false, cooldown: null);
+            Log.StreamBroken(_logger, context.TraceIdentifier, deployment.Id, ex.Failure.Code);
+            await accounting.CommitAsync(StatusCodes.Status200OK, "stream_truncated", stream.Usage).ConfigureAwait(false);
+            await SseWriter.WriteErrorAsync(writer,
+                $"The stream from the provider was interrupted ({ex.Failure.Message}) The answer above is incomplete.",
+                "stream_truncated", aborted).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            // Client disconnected while we were writing. Billed for what was relayed.
+            await accounting.CommitAsync(ClientClosedRequest, "client_aborted", stream.Usage).ConfigureAwait(false);
+        }
+    }
+}
