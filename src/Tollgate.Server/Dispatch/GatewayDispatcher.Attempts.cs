@@ -54,6 +54,7 @@ internal sealed partial class GatewayDispatcher
                     }
 
                     attempt = raced;
+                    deployment = raced.Deployment; // the secondary, when it won the race
                 }
                 else
                 {
