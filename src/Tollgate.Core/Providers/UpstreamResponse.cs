@@ -48,6 +48,12 @@ public abstract class StreamingResponse : UpstreamResponse
     /// </summary>
     public abstract ValueTask<StreamChunk?> ReadAsync();
 
+    /// <summary>
+    /// Restarts the idle timer of a read in flight: the relay stops it while the client is slow to take what
+    /// was written (that wait is not upstream silence) and restarts it here once the client has caught up.
+    /// </summary>
+    public abstract void RestartIdleTimer();
+
     /// <summary>Usage reported by the upstream, or estimated from what was relayed so far.</summary>
     public abstract MeteredUsage Usage { get; }
 }

@@ -54,6 +54,8 @@ internal static class DemoCommand
     private static async Task<int> RunAsync(string dataDirectory, string urls, int requests, int concurrency, int seed, bool noWait, TextWriter output, CancellationToken cancellationToken)
     {
         output.WriteLine("Tollgate demo: every provider below is a DEMO provider running on this machine; nothing leaves it.");
+        // Before the demo providers open the process's first socket; the demo gateway uses the default server options.
+        IoScheduling.ConfigureProcess(new ServerOptions());
         await using var upstream = await DemoUpstream.StartAsync(seed, cancellationToken).ConfigureAwait(false);
         var adminKey = ApiKeys.NewSecret(ApiKeys.AdminPrefix);
         var settings = new GatewaySettings

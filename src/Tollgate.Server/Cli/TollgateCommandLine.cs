@@ -79,6 +79,7 @@ public static class TollgateCommandLine
             Urls = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
         };
 
+        IoScheduling.ConfigureProcess(options.Server);
         var adminHash = await GatewayStartup.PrepareAsync(settings, key => AnnounceAdminKey(output, key), cancellationToken).ConfigureAwait(false);
         await using var app = GatewayHost.Build(settings, adminHash);
         await app.RunAsync(cancellationToken).ConfigureAwait(false);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http.Features;
 using Tollgate.Metering;
 using Tollgate.Providers;
@@ -88,21 +89,42 @@ internal sealed partial class GatewayDispatcher
         try
         {
             var chunk = (StreamChunk?)stream.First;
+            var first = true;
+            var unflushed = false;
             while (chunk is { } current)
             {
                 if (!current.UsageOnly || request.ClientWantsUsage)
                 {
-                    var flush = await SseWriter.WriteDataAsync(writer, current.Data.Span, aborted).ConfigureAwait(false);
-                    if (flush.IsCanceled || flush.IsCompleted)
+                    SseWriter.WriteData(writer, current.Data.Span);
+                    unflushed = true;
+                }
+
+                // ReadAsync arms the idle timer for the upstream read. Events that already arrived are written
+                // together and flushed once, before the relay would wait: no event ever waits for a later one,
+                // and a burst costs one send instead of one per event. The first event always goes out at once.
+                var next = stream.ReadAsync();
+                if (unflushed && (first || !next.IsCompleted))
+                {
+                    if (!await FlushAsync(writer, aborted, stream, cancellation).ConfigureAwait(false))
                     {
+                        await AbandonAsync(next, cancellation).ConfigureAwait(false);
                         await accounting.CommitAsync(ClientClosedRequest, "client_aborted", stream.Usage).ConfigureAwait(false);
                         return;
                     }
+
+                    first = false;
+                    unflushed = false;
                 }
 
-                // ReadAsync arms the idle timer for the upstream read; writing to the client is not upstream silence.
-                chunk = await stream.ReadAsync().ConfigureAwait(false);
+                chunk = await next.ConfigureAwait(false);
                 cancellation.Disarm();
+            }
+
+            // The last events arrived with the end of the stream: they go out now, not after the ledger commit.
+            if (unflushed && !await FlushAsync(writer, aborted).ConfigureAwait(false))
+            {
+                await accounting.CommitAsync(ClientClosedRequest, "client_aborted", stream.Usage).ConfigureAwait(false);
+                return;
             }
 
             // The row first, then [DONE]: a client that saw the end of the stream always has its row.
@@ -132,6 +154,46 @@ internal sealed partial class GatewayDispatcher
         {
             // Client disconnected while we were writing. Billed for what was relayed.
             await accounting.CommitAsync(ClientClosedRequest, "client_aborted", stream.Usage).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Flushes what was written; false when the client is gone. With a read in flight, a client slow to take the
+    /// data stops that read's idle timer while it catches up: its wait is not upstream silence.
+    /// </summary>
+    private static async ValueTask<bool> FlushAsync(PipeWriter writer, CancellationToken aborted, StreamingResponse? reading = null, AttemptCancellation? cancellation = null)
+    {
+        try
+        {
+            var pending = writer.FlushAsync(aborted);
+            if (!pending.IsCompleted)
+            {
+                cancellation?.Disarm();
+                var caughtUp = await pending.ConfigureAwait(false);
+                reading?.RestartIdleTimer();
+                return !caughtUp.IsCanceled && !caughtUp.IsCompleted;
+            }
+
+            var flushed = await pending.ConfigureAwait(false);
+            return !flushed.IsCanceled && !flushed.IsCompleted;
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Cancels the upstream read that was started before the client left, and waits for it to end.</summary>
+    private static async Task AbandonAsync(ValueTask<StreamChunk?> read, AttemptCancellation cancellation)
+    {
+        cancellation.Cancel();
+        try
+        {
+            await read.ConfigureAwait(false);
+        }
+        catch (UpstreamStreamException)
+        {
+            // Cancelled with the client: nothing is left to relay.
         }
     }
 }

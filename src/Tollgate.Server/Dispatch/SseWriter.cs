@@ -5,7 +5,7 @@ using Tollgate.Server.Errors;
 
 namespace Tollgate.Server.Dispatch;
 
-/// <summary>Writes Server-Sent Events straight into the response pipe, one flush per event.</summary>
+/// <summary>Writes Server-Sent Events straight into the response pipe.</summary>
 internal static class SseWriter
 {
     private static ReadOnlySpan<byte> DataPrefix => "data: "u8;
@@ -14,7 +14,8 @@ internal static class SseWriter
 
     private static ReadOnlySpan<byte> DoneEvent => "data: [DONE]\n\n"u8;
 
-    public static ValueTask<FlushResult> WriteDataAsync(PipeWriter writer, ReadOnlySpan<byte> data, CancellationToken cancellationToken)
+    /// <summary>Writes one event without flushing it: the relay decides when to flush (<see cref="GatewayDispatcher"/>).</summary>
+    public static void WriteData(PipeWriter writer, ReadOnlySpan<byte> data)
     {
         var length = DataPrefix.Length + data.Length + EventEnd.Length;
         var span = writer.GetSpan(length);
@@ -22,7 +23,6 @@ internal static class SseWriter
         data.CopyTo(span[DataPrefix.Length..]);
         EventEnd.CopyTo(span[(DataPrefix.Length + data.Length)..]);
         writer.Advance(length);
-        return writer.FlushAsync(cancellationToken);
     }
 
     public static ValueTask<FlushResult> WriteDoneAsync(PipeWriter writer, CancellationToken cancellationToken)

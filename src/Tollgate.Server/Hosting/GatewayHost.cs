@@ -28,6 +28,7 @@ public static class GatewayHost
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.WebHost.UseUrls([.. settings.Urls]);
+        IoScheduling.ConfigureKestrel(builder.WebHost, settings.Options.Server);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -71,15 +72,19 @@ public static class GatewayHost
         app.UseMiddleware<ExceptionMiddleware>();
         app.UseMiddleware<AuthMiddleware>();
 
+        // The proxy path and the in-memory status endpoints never block and may run on the I/O thread;
+        // everything that touches the database runs on the thread pool (see IoScheduling).
         app.MapOpenAI();
         app.MapHealth();
-        var admin = app.MapGroup("/admin");
+        var storage = app.MapGroup("").RunOnThreadPool(settings.Options.Server);
+        storage.MapGroup("/v1").MapUsageV1();
+        var admin = storage.MapGroup("/admin");
         admin.MapKeys();
         admin.MapTenants();
         admin.MapUsageAdmin();
         admin.MapHealthAdmin();
-        app.MapBilling();
-        app.MapDashboard();
+        storage.MapBilling();
+        storage.MapDashboard();
         app.MapGet("/", () => TypedResults.Text("Tollgate LLM gateway. OpenAI-compatible API under /v1; health at /health.\n"));
         return app;
     }

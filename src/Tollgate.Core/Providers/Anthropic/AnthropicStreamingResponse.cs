@@ -90,9 +90,11 @@ internal sealed class AnthropicStreamingResponse : StreamingResponse
         }
     }
 
+    public override void RestartIdleTimer() => _cancellation.Arm(_idleTimeout);
+
     public override async ValueTask<StreamChunk?> ReadAsync()
     {
-        _cancellation.Arm(_idleTimeout);
+        RestartIdleTimer();
         while (_pending.Count == 0)
         {
             if (_translator.Completed)

@@ -70,9 +70,11 @@ internal sealed class GeminiStreamingResponse : StreamingResponse
         }
     }
 
+    public override void RestartIdleTimer() => _cancellation.Arm(_idleTimeout);
+
     public override async ValueTask<StreamChunk?> ReadAsync()
     {
-        _cancellation.Arm(_idleTimeout);
+        RestartIdleTimer();
         return await NextAsync().ConfigureAwait(false);
     }
 

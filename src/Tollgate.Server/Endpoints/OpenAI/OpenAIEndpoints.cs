@@ -2,7 +2,6 @@ using System.Text.Json.Serialization;
 using Tollgate.Requests;
 using Tollgate.Routing;
 using Tollgate.Server.Dispatch;
-using Tollgate.Server.Endpoints.Usage;
 using Tollgate.Server.Errors;
 
 namespace Tollgate.Server.Endpoints.OpenAI;
@@ -17,7 +16,6 @@ internal static class OpenAIEndpoints
         v1.MapPost("/embeddings", (HttpContext context, GatewayDispatcher dispatcher) => dispatcher.HandleAsync(context, RequestKind.Embedding));
         v1.MapGet("/models", ListModels);
         v1.MapGet("/models/{**id}", GetModel);
-        v1.MapUsageV1();
         v1.MapFallback(NotFound);
         return app;
     }
