@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging.Console;
 using Tollgate.Keys;
 using Tollgate.Metering;
 using Tollgate.Providers;
@@ -36,6 +37,10 @@ public static class GatewayHost
         });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+
+        // A burst of upstream errors must not stall the proxy (possibly on an I/O thread) behind a slow
+        // console: past the logger's queue, messages are dropped (and the drop is logged) instead of waiting.
+        builder.Services.Configure<ConsoleLoggerOptions>(o => o.QueueFullMode = ConsoleLoggerQueueFullMode.DropWrite);
         builder.Logging.SetMinimumLevel(settings.MinimumLogLevel);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
