@@ -6,9 +6,10 @@ Tollgate, on this machine, loopback only, and prints / writes one comparison tab
 
 * wrk (bench/load/post.lua) for non-streaming JSON and streaming, at each concurrency: req/s and
   full-response latency p50/p99.
-* A small sequential HTTP/1.1 client (below) for time to the first SSE event, c=1: a fast stream
-  (22 events, no delay) and a slowed one (model ...-delayN: N ms between events) that shows whether
-  the gateway passes events through as they arrive.
+* A small HTTP/1.1 client (below) for time to the first SSE event: sequential (c=1) for a fast
+  stream (22 events, no delay) and a slowed one (model ...-delayN: N ms between events) that shows
+  whether the gateway passes events through as they arrive; and the fast stream on N concurrent
+  keep-alive connections (--first-event-conc, default 8), driven by one asyncio event loop.
 * Gateway CPU (from /proc/<pid>/stat) and RSS (sampled every 0.25 s) for every point; CPU used by
   anything else on the machine is tracked so that disturbed points are re-run or flagged.
 
@@ -19,8 +20,10 @@ if this script dies (PR_SET_PDEATHSIG). Only 127.0.0.1 is ever contacted.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import datetime as dt
+import gc
 import json
 import os
 import platform
@@ -174,6 +177,24 @@ def cpu_ticks(pids: list[int]) -> int:
     return total
 
 
+def cpu_ns(pids: list[int]) -> int:
+    """CPU time (ns, all threads) from /proc/<pid>/task/*/schedstat: exact even over a fraction of a
+    second, unlike the tick-based utime/stime (not for this process: use time.process_time_ns())."""
+    total = 0
+    for p in pids:
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tids:
+            try:
+                with open(f"/proc/{p}/task/{t}/schedstat", "rb") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
 def rss_kb(pids: list[int]) -> int:
     total = 0
     for p in pids:
@@ -311,8 +332,160 @@ def fmt_check(c: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# minimal HTTP/1.1 client (keep-alive, chunked) for sanity checks and first-event timing
+# minimal HTTP/1.1 client (keep-alive, chunked) for sanity checks and first-event timing: one
+# response parser without I/O (RespParser), used by the blocking client (Http) and by the asyncio
+# connections of the concurrent first-event probe (FirstEventConn, further down)
 # ------------------------------------------------------------------------------------------------
+def build_request(method: str, path: str, port: int, body: bytes = b"", headers: dict | None = None) -> bytes:
+    h = {"Host": f"{HOST}:{port}", "Content-Length": str(len(body))}
+    if body:
+        h["Content-Type"] = "application/json"
+    h.update(headers or {})
+    return (f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items())
+            + "\r\n").encode() + body
+
+
+# parser states
+_P_STATUS, _P_HEADERS, _P_SIZE, _P_CHUNK, _P_CHUNK_END, _P_TRAILERS, _P_LENGTH, _P_CLOSE, _P_DONE = range(9)
+
+
+class RespParser:
+    """One HTTP/1.1 response, parsed incrementally from the bytes handed to feed(): status line,
+    headers, then the body by chunked transfer encoding, Content-Length or until the connection
+    closes (feed_eof()). feed() returns True once the response is complete; head_done turns True
+    with the end of the headers, first_event with the end of the first SSE event in the decoded
+    body (the first b'\\n\\n' or b'\\r\\n\\r\\n'), so that the caller can time both with the
+    timestamp it took when it read those bytes. Bytes after the response stay in `buf`."""
+
+    __slots__ = ("buf", "state", "status", "headers", "head_done", "first_event", "body",
+                 "keep_body", "received", "_scanned", "_remaining", "_head_only")
+
+    def __init__(self, head_only: bool = False, keep_body: bool = True):
+        self.buf = bytearray()
+        self.state = _P_STATUS
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.head_done = self.first_event = False
+        self.body = bytearray()
+        self.keep_body, self._head_only = keep_body, head_only
+        self.received = self._scanned = self._remaining = 0
+
+    @property
+    def done(self) -> bool:
+        return self.state == _P_DONE
+
+    @property
+    def until_close(self) -> bool:
+        """The body runs until the server closes the connection (neither chunked nor a length)."""
+        return self.state == _P_CLOSE
+
+    def feed_eof(self) -> None:
+        if self.state == _P_CLOSE:
+            self.state = _P_DONE
+        elif self.state != _P_DONE:
+            raise ConnectionError("connection closed mid-response")
+
+    def _data(self, start: int, end: int) -> None:
+        """Body bytes buf[start:end]: kept (always until the first event has been seen)."""
+        b = self.body
+        b += self.buf[start:end]
+        if not self.first_event:
+            if (b.find(b"\n\n", max(0, self._scanned - 1)) >= 0
+                    or b.find(b"\r\n\r\n", max(0, self._scanned - 3)) >= 0):
+                self.first_event = True
+            self._scanned = len(b)
+
+    def _body_state(self) -> tuple[int, int]:
+        h = self.headers
+        if self._head_only or self.status in (204, 304):
+            return _P_DONE, 0
+        if "chunked" in h.get("transfer-encoding", "").lower():
+            return _P_SIZE, 0
+        if "content-length" in h:
+            n = int(h["content-length"])
+            return (_P_LENGTH if n else _P_DONE), n
+        return _P_CLOSE, 0
+
+    def feed(self, data: bytes) -> bool:
+        # One pass over buf by offset (consumed bytes are cut once at the end), and body bytes are
+        # not copied once the first event has been seen unless keep_body: the concurrent probe
+        # parses every response on the load CPU, so this is kept cheap.
+        buf = self.buf
+        if data:
+            buf += data
+            self.received += len(data)
+        pos, end, st, rem = 0, len(buf), self.state, self._remaining
+        keep = self.keep_body or not self.first_event
+        try:
+            while True:
+                if st == _P_CHUNK or st == _P_LENGTH:
+                    n = min(end - pos, rem)
+                    if n <= 0:
+                        break
+                    if keep:
+                        self._data(pos, pos + n)
+                        keep = self.keep_body or not self.first_event
+                    pos += n
+                    rem -= n
+                    if rem:
+                        break
+                    st = _P_CHUNK_END if st == _P_CHUNK else _P_DONE
+                elif st == _P_SIZE:
+                    i = buf.find(b"\r\n", pos)
+                    if i < 0:
+                        break
+                    try:
+                        rem = int(buf[pos:i], 16)
+                    except ValueError:  # chunk extensions (";name=value")
+                        rem = int(buf[pos:i].partition(b";")[0] or b"0", 16)
+                    pos = i + 2
+                    if not rem:
+                        st = _P_TRAILERS
+                    elif not keep and end - pos >= rem + 2:  # a whole chunk not needed: skip it
+                        pos += rem
+                        if buf[pos] != 13 or buf[pos + 1] != 10:
+                            raise ValueError(f"chunk not followed by CRLF: {bytes(buf[pos:pos + 20])!r}")
+                        pos += 2
+                    else:
+                        st = _P_CHUNK
+                elif st == _P_CHUNK_END:
+                    if end - pos < 2:
+                        break
+                    if buf[pos] != 13 or buf[pos + 1] != 10:
+                        raise ValueError(f"chunk not followed by CRLF: {bytes(buf[pos:pos + 20])!r}")
+                    pos += 2
+                    st = _P_SIZE
+                elif st == _P_DONE:
+                    break
+                elif st == _P_CLOSE:
+                    if keep and end > pos:
+                        self._data(pos, end)
+                    pos = end
+                    break
+                else:  # the line states: status line, headers, trailers
+                    i = buf.find(b"\r\n", pos)
+                    if i < 0:
+                        break
+                    line = bytes(buf[pos:i])
+                    pos = i + 2
+                    if st == _P_STATUS:
+                        self.status = int(line.split(b" ", 2)[1])
+                        st = _P_HEADERS
+                    elif st == _P_HEADERS:
+                        if line:
+                            k, _, v = line.decode("latin-1").partition(":")
+                            self.headers[k.strip().lower()] = v.strip()
+                        else:
+                            self.head_done = True
+                            st, rem = self._body_state()
+                    elif not line:  # _P_TRAILERS: trailers, then the empty line
+                        st = _P_DONE
+        finally:
+            self.state, self._remaining = st, rem
+            del buf[:pos]
+        return st == _P_DONE
+
+
 class Http:
     def __init__(self, port: int, timeout: float = 30.0):
         self.port, self.timeout, self.sock, self.buf = port, timeout, None, bytearray()
@@ -327,30 +500,15 @@ class Http:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
 
-    def _fill(self) -> bool:
+    def _recv(self, p: RespParser) -> int:
+        """One recv() into the parser; returns time.perf_counter_ns() taken right after it."""
         data = self.sock.recv(65536)
-        if not data:
-            return False
-        self.buf += data
-        return True
-
-    def _take_line(self) -> bytes:
-        while True:
-            i = self.buf.find(b"\r\n")
-            if i >= 0:
-                line = bytes(self.buf[:i])
-                del self.buf[:i + 2]
-                return line
-            if not self._fill():
-                raise ConnectionError("connection closed mid-line")
-
-    def _take(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            if not self._fill():
-                raise ConnectionError("connection closed mid-body")
-        data = bytes(self.buf[:n])
-        del self.buf[:n]
-        return data
+        t = time.perf_counter_ns()
+        if data:
+            p.feed(data)
+        else:
+            p.feed_eof()  # ConnectionError unless the body runs until close
+        return t
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None,
                 keep_body: bool = True) -> dict:
@@ -358,87 +516,37 @@ class Http:
         headers, to the end of the first SSE event (first b'\\n\\n' in the body), to the end."""
         if self.sock is None:
             self._connect()
-        h = {"Host": f"{HOST}:{self.port}", "Content-Length": str(len(body))}
-        if body:
-            h["Content-Type"] = "application/json"
-        h.update(headers or {})
-        head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
-        t0 = time.perf_counter()
-        try:
-            self.sock.sendall(head.encode() + body)
-            status_line = self._take_line()
-        except (ConnectionError, OSError):
-            # a kept-alive connection the server had closed: one retry on a new one
-            self.close()
-            self._connect()
-            t0 = time.perf_counter()
-            self.sock.sendall(head.encode() + body)
-            status_line = self._take_line()
-        parts = status_line.split(b" ", 2)
-        status = int(parts[1])
-        hdrs: dict[str, str] = {}
-        while True:
-            line = self._take_line()
-            if not line:
+        req = build_request(method, path, self.port, body, headers)
+        for attempt in (0, 1):
+            p = RespParser(head_only=method == "HEAD", keep_body=keep_body)
+            if self.buf:
+                p.feed(bytes(self.buf))
+            t0 = time.perf_counter_ns()
+            try:
+                self.sock.sendall(req)
+                t = t0
+                while not p.head_done:
+                    t = self._recv(p)
                 break
-            k, _, v = line.decode("latin-1").partition(":")
-            hdrs[k.strip().lower()] = v.strip()
-        t_head = time.perf_counter() - t0
-        out = bytearray()
-        t_first = None
-        scanned = 0
-
-        def got(data: bytes):
-            nonlocal t_first, scanned
-            out.extend(data)
-            if t_first is None and (out.find(b"\n\n", max(0, scanned - 1)) >= 0
-                                    or out.find(b"\r\n\r\n", max(0, scanned - 3)) >= 0):
-                t_first = time.perf_counter() - t0
-            scanned = len(out)
-
-        te = hdrs.get("transfer-encoding", "").lower()
-        if method == "HEAD" or status in (204, 304):
-            pass
-        elif "chunked" in te:
-            while True:
-                size = int(self._take_line().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self._take_line():  # trailers, then the empty line
-                        pass
-                    break
-                # hand over what has arrived so far, so the first event is timed when it arrives
-                remaining = size
-                while remaining:
-                    if not self.buf and not self._fill():
-                        raise ConnectionError("connection closed mid-chunk")
-                    piece = bytes(self.buf[:remaining])
-                    del self.buf[:len(piece)]
-                    remaining -= len(piece)
-                    got(piece)
-                self._take(2)
-        elif "content-length" in hdrs:
-            remaining = int(hdrs["content-length"])
-            while remaining:
-                if not self.buf and not self._fill():
-                    raise ConnectionError("connection closed mid-body")
-                piece = bytes(self.buf[:remaining])
-                del self.buf[:len(piece)]
-                remaining -= len(piece)
-                got(piece)
-        else:  # until close
-            while True:
-                if self.buf:
-                    got(bytes(self.buf))
-                    self.buf.clear()
-                if not self._fill():
-                    break
+            except (ConnectionError, OSError):
+                if attempt or p.received:
+                    raise
+                # a kept-alive connection the server had closed: one retry on a new one
+                self.close()
+                self._connect()
+        t_head = t
+        t_first = t if p.first_event else None
+        while not p.done:
+            t = self._recv(p)
+            if t_first is None and p.first_event:
+                t_first = t
+        self.buf = p.buf
+        if p.until_close or p.headers.get("connection", "").lower() == "close":
             self.close()
-        t_end = time.perf_counter() - t0
-        if hdrs.get("connection", "").lower() == "close" and self.sock:
-            self.close()
-        return {"status": status, "headers": hdrs, "body": bytes(out) if keep_body else b"",
-                "t_head": t_head, "t_first_event": t_first if t_first is not None else t_end,
-                "t_end": t_end}
+        s = lambda ns: (ns - t0) / 1e9
+        return {"status": p.status, "headers": p.headers, "body": bytes(p.body) if keep_body else b"",
+                "t_head": s(t_head), "t_first_event": s(t_first if t_first is not None else t),
+                "t_end": s(t)}
 
 
 def wait_http_ok(port: int, path: str, proc: subprocess.Popen, timeout: float, what: str) -> None:
@@ -696,6 +804,159 @@ def first_event_probe(t: Target, body: bytes, n: int, max_s: float) -> dict:
     return {"n": len(firsts), "non_200": bad, "first_event_ms": dist(firsts), "full_ms": dist(ends)}
 
 
+class _ConcRun:
+    """State shared by the connections of one first_event_probe_conc run (one target)."""
+
+    def __init__(self, loop, port: int, request: bytes, n: int, max_s: float):
+        self.loop, self.port, self.request, self.n = loop, port, request, n
+        self.deadline = time.monotonic() + max_s
+        self.sent = 0  # recorded requests sent (in flight or answered 200): the budget
+        self.firsts: list[float] = []
+        self.ends: list[float] = []
+        self.non_200 = self.conn_errors = 0
+        self.t_start = self.t_last = 0  # perf_counter_ns of the first recorded send, last response
+
+
+class FirstEventConn(asyncio.Protocol):
+    """One keep-alive connection of the concurrent first-event probe. It sends its next request
+    from the event loop's callback as soon as a response is complete (no task switch per request)
+    and takes its timestamps in data_received, i.e. right after the loop's recv() returned and
+    before the bytes are parsed. The first `warm` responses are not recorded."""
+
+    def __init__(self, run: _ConcRun, warm: int):
+        self.run, self.warm = run, warm
+        self.transport = None
+        self.p: RespParser | None = None  # the response in flight, if any
+        self.t0 = self.t_first = 0
+        self.eof = False
+        self.finished = run.loop.create_future()  # True: budget spent; False: reconnect
+
+    def _finish(self, result: bool) -> None:
+        if not self.finished.done():
+            self.finished.set_result(result)
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self._send()
+
+    def _send(self):
+        r = self.run
+        if self.warm <= 0:
+            if r.sent >= r.n or time.monotonic() >= r.deadline:
+                self.transport.close()
+                self._finish(True)
+                return
+            r.sent += 1
+        self.p = RespParser(keep_body=False)
+        self.t_first = 0
+        self.t0 = time.perf_counter_ns()
+        if self.warm <= 0 and not r.t_start:
+            r.t_start = self.t0
+        self.transport.write(r.request)
+
+    def data_received(self, data):
+        t = time.perf_counter_ns()
+        p = self.p
+        if p is None:
+            self.transport.abort()  # bytes nobody asked for
+            return
+        try:
+            done = p.feed(data)
+        except (ValueError, IndexError):
+            self.transport.abort()  # counted in connection_lost
+            return
+        if not self.t_first and p.first_event:
+            self.t_first = t
+        if done:
+            self._complete(t)
+
+    def _complete(self, t: int):
+        p, r = self.p, self.run
+        self.p = None
+        if self.warm > 0:
+            self.warm -= 1
+        elif p.status != 200:
+            r.sent -= 1  # as in first_event_probe: a non-200 does not count towards the budget
+            r.non_200 += 1
+        else:
+            r.firsts.append(((self.t_first or t) - self.t0) / 1e6)
+            r.ends.append((t - self.t0) / 1e6)
+            r.t_last = t
+        if self.eof or p.headers.get("connection", "").lower() == "close":
+            self.transport.close()
+            self._finish(False)
+        else:
+            self._send()
+
+    def eof_received(self):
+        self.eof = True
+        if self.p is not None and self.p.until_close:
+            t = time.perf_counter_ns()
+            self.p.feed_eof()
+            self._complete(t)
+        return False  # close; connection_lost follows
+
+    def connection_lost(self, exc):
+        if self.p is not None:  # lost with a request in flight: not recorded, sent again
+            self.run.conn_errors += 1
+            if self.warm <= 0:
+                self.run.sent -= 1
+            self.p = None
+        self._finish(False)
+
+
+async def _conc_connection(run: _ConcRun, warm: int) -> None:
+    while True:
+        try:
+            _, conn = await run.loop.create_connection(lambda: FirstEventConn(run, warm), HOST, run.port)
+        except OSError:
+            run.conn_errors += 1
+            await asyncio.sleep(0.05)
+        else:
+            if await conn.finished:
+                return
+        if run.conn_errors > 20:
+            raise BenchError(f"first-event probe: {run.conn_errors} connection errors on {HOST}:{run.port}")
+        warm = 1  # a new connection's first request is not recorded either
+
+
+def first_event_probe_conc(t: Target, body: bytes, conc: int, n: int, max_s: float,
+                           pids: dict[str, int] | None = None) -> dict:
+    """`conc` keep-alive connections at once, each sending stream requests one after the other
+    (closed loop), n recorded requests in all (at most max_s seconds); per request the time from
+    just before sending to the end of the first SSE event and to the end of the stream, in ms.
+    One thread: an asyncio event loop (FirstEventConn) rather than `conc` threads taking turns
+    on the GIL, and without Python's cyclic garbage collector (collected before, paused during).
+    Also the CPU used meanwhile (% of a core) by this process and by the process trees in `pids`
+    (name: pid), from start to end of the probe."""
+    async def go() -> _ConcRun:
+        run = _ConcRun(asyncio.get_running_loop(), t.port,
+                       build_request("POST", "/v1/chat/completions", t.port, body, t.headers()), n, max_s)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(_conc_connection(run, 3) for _ in range(conc))), max_s + 60)
+        except asyncio.TimeoutError:
+            raise BenchError(f"first-event probe c={conc} against {t.name} did not finish in {max_s + 60:.0f} s") from None
+        return run
+
+    def cpu() -> dict:
+        return {"probe": time.process_time_ns(), **{k: cpu_ns(tree_pids(p)) for k, p in (pids or {}).items()}}
+
+    gc.collect()
+    c0, w0 = cpu(), time.perf_counter_ns()
+    gc.disable()
+    try:
+        run = asyncio.run(go())
+    finally:
+        gc.enable()
+    wall, c1 = time.perf_counter_ns() - w0, cpu()
+    out = {"conc": conc, "n": len(run.firsts), "non_200": run.non_200, "conn_errors": run.conn_errors,
+           "first_event_ms": dist(run.firsts), "full_ms": dist(run.ends),
+           "rps": round(len(run.firsts) / ((run.t_last - run.t_start) / 1e9)) if run.t_last > run.t_start else None}
+    out["wall_s"] = round(wall / 1e9, 3)
+    out["cpu_pct"] = {k: round(100 * (c1[k] - c0[k]) / wall) for k in c0}
+    return out
+
+
 def pct(sorted_vals: list[float], q: float) -> float | None:
     if not sorted_vals:
         return None
@@ -790,12 +1051,14 @@ def render(res: dict) -> str:
     fe = res.get("first_event") or {}
     if fe:
         L.append("")
-        L.append("| stream, c=1 sequential | n | first event p50 ms direct | first event p99 ms direct "
+        L.append("| stream probe | n | first event p50 ms direct | first event p99 ms direct "
                  "| first event p50 ms Tollgate | first event p99 ms Tollgate | **added first event p50 ms** "
                  "| added p99 ms | full stream p50 ms direct | full stream p50 ms Tollgate |")
         L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for k, label in (("fast", "fast (22 events, no delay)"),
-                         ("slow", f"slowed ({res['options']['slow_delay_ms']} ms between events)")):
+        kc = res["options"].get("first_event_conc") or 0
+        for k, label in (("fast", "fast (22 events, no delay), c=1"),
+                         (f"fast_c{kc}", f"fast, c={kc} ({kc} connections)"),
+                         ("slow", f"slowed ({res['options']['slow_delay_ms']} ms between events), c=1")):
             e = fe.get(k)
             if not e:
                 continue
@@ -807,6 +1070,17 @@ def render(res: dict) -> str:
                      f"| {f(g['first_event_ms']['p50'])} | {f(g['first_event_ms']['p99'])} "
                      f"| **{f(e['added_first_event_p50_ms'])}** | {f(e['added_first_event_p99_ms'])} "
                      f"| {f(d['full_ms']['p50'])} | {f(g['full_ms']['p50'])} |")
+        ec = fe.get(f"fast_c{kc}")
+        if ec:
+            d, g = ec["direct"], ec["tollgate"]
+            cpu = lambda e, who: (e.get("cpu_pct") or {}).get(who)
+            L.append("")
+            L.append(f"First event at c={kc}: {kc} keep-alive connections, each sending the next request as soon as "
+                     f"a stream ends, from one asyncio thread on the load CPU. CPU during the probe, % of a core: "
+                     f"direct ({f(d['rps'])} req/s) upstream {f(cpu(d, 'upstream'))} + probe {f(cpu(d, 'probe'))}; "
+                     f"Tollgate ({f(g['rps'])} req/s) gateway {f(cpu(g, 'gateway'))}, upstream "
+                     f"{f(cpu(g, 'upstream'))} + probe {f(cpu(g, 'probe'))}. Non-200 {d['non_200']}/{g['non_200']}, "
+                     f"connection errors {d['conn_errors']}/{g['conn_errors']}.")
     rss = res.get("gateway_rss_mb") or {}
     L.append("")
     L.append(f"Gateway RSS: {f(rss.get('idle_after_start'), 1)} MB idle after start, "
@@ -891,7 +1165,10 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 3 s points, at most 4 warm-up rounds, fewer first-event samples (~2 min)")
     p.add_argument("--first-event-requests", type=int, default=1000,
-                   help="sequential stream requests per target for first-event timing (default 1000, max 8 s)")
+                   help="stream requests per target for first-event timing (default 1000, max 8 s), for the "
+                        "sequential probe and in all for the concurrent one")
+    p.add_argument("--first-event-conc", type=int, default=8,
+                   help="connections of the concurrent first-event probe (default 8; 0 = skip it)")
     p.add_argument("--slow-requests", type=int, default=25, help="slowed-stream requests per target (default 25)")
     p.add_argument("--slow-delay-ms", type=int, default=5, help="ms between events of the slowed stream (default 5)")
     p.add_argument("--gw-port", type=int, default=5080)
@@ -917,6 +1194,8 @@ def parse_args(argv):
         a.first_event_requests = min(a.first_event_requests, 300)
         a.slow_requests = min(a.slow_requests, 10)
         a.quiet_wait = min(a.quiet_wait, 4)
+    if a.first_event_conc < 0:
+        p.error("--first-event-conc takes 0 (off) or a number of connections")
     a.concs = [int(x) for x in a.conc.split(",") if x.strip()]
     a.mode_list = [m.strip() for m in a.modes.split(",") if m.strip()]
     if any(m not in ("json", "stream") for m in a.mode_list):
@@ -1078,6 +1357,17 @@ def main(argv) -> int:
         res["first_event"]["fast"] = {**fast, **_added(fast)}
         log(f"first event, fast stream: direct p50 {fast['direct']['first_event_ms']['p50']} ms, "
             f"Tollgate p50 {fast['tollgate']['first_event_ms']['p50']} ms")
+        # --- the same at --first-event-conc connections at once (one asyncio thread)
+        if args.first_event_conc > 0:
+            k = args.first_event_conc
+            fc = {t.name: first_event_probe_conc(t, bodies["stream"].read_bytes(), k, args.first_event_requests,
+                                                 fe_max_s, {"gateway": gw.pid, "upstream": up.pid})
+                  for t in targets}
+            res["first_event"][f"fast_c{k}"] = {**fc, **_added(fc)}
+            log(f"first event, fast stream, c={k}: direct p50 {fc['direct']['first_event_ms']['p50']} ms "
+                f"p99 {fc['direct']['first_event_ms']['p99']} ms, Tollgate p50 {fc['tollgate']['first_event_ms']['p50']} ms "
+                f"p99 {fc['tollgate']['first_event_ms']['p99']} ms; req/s direct {fc['direct']['rps']}, "
+                f"Tollgate {fc['tollgate']['rps']}; non-200 {fc['direct']['non_200']}/{fc['tollgate']['non_200']}")
         if slow_ok:
             slow = {t.name: first_event_probe(t, slow_body, args.slow_requests, 30) for t in targets}
             res["first_event"]["slow"] = {**slow, **_added(slow)}
