@@ -1058,7 +1058,8 @@ def render(res: dict) -> str:
         kc = res["options"].get("first_event_conc") or 0
         for k, label in (("fast", "fast (22 events, no delay), c=1"),
                          (f"fast_c{kc}", f"fast, c={kc} ({kc} connections)"),
-                         ("slow", f"slowed ({res['options']['slow_delay_ms']} ms between events), c=1")):
+                         ("slow", f"slowed ({res['options']['slow_delay_ms']} ms between events), c=1"),
+                         (f"slow_c{kc}", f"slowed, c={kc} ({kc} streams always in flight)")):
             e = fe.get(k)
             if not e:
                 continue
@@ -1374,6 +1375,16 @@ def main(argv) -> int:
             log(f"first event, slowed stream: direct p50 {slow['direct']['first_event_ms']['p50']} ms, "
                 f"Tollgate p50 {slow['tollgate']['first_event_ms']['p50']} ms "
                 f"(full stream {slow['tollgate']['full_ms']['p50']} ms)")
+            # --- slowed streams at --first-event-conc connections: that many streams always in flight, as
+            # with real token streams, without saturating either side (the fast closed loop above does)
+            if args.first_event_conc > 0:
+                k = args.first_event_conc
+                sc = {t.name: first_event_probe_conc(t, slow_body, k, args.slow_requests * k, 30,
+                                                     {"gateway": gw.pid, "upstream": up.pid})
+                      for t in targets}
+                res["first_event"][f"slow_c{k}"] = {**sc, **_added(sc)}
+                log(f"first event, slowed stream, c={k}: direct p50 {sc['direct']['first_event_ms']['p50']} ms, "
+                    f"Tollgate p50 {sc['tollgate']['first_event_ms']['p50']} ms")
         else:
             res["first_event"]["slow"] = {"skipped": f"model {slow_model} not routed by the gateway"}
 
