@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Collections.Frozen;
 using System.Text;
 using System.Text.Json;
@@ -142,6 +143,9 @@ public sealed class Catalog : IDisposable
 /// <summary>One upstream API endpoint with its long-lived HTTP client.</summary>
 public sealed class Provider(string name, string type, Uri baseUri, string? apiKey, string? apiKeyEnv, TimeSpan attemptTimeout, HttpMessageInvoker http)
 {
+    // Absolute request addresses by relative path: building a Uri (parse, combine, host checks) cost more than
+    // the rest of preparing an upstream request, and a provider is only ever sent to a handful of paths.
+    private readonly ConcurrentDictionary<string, Uri> _endpoints = new(StringComparer.Ordinal);
     private volatile bool _reachable;
 
     public string Name { get; } = name;
@@ -154,6 +158,9 @@ public sealed class Provider(string name, string type, Uri baseUri, string? apiK
     /// <summary>The provider's API key. Never logged, never returned, sent only to <see cref="BaseUri"/>.</summary>
     internal string? ApiKey { get; } = apiKey;
 
+    /// <summary><c>Bearer {key}</c>, formatted once for OpenAI-type providers' <c>Authorization</c> header.</summary>
+    internal string? BearerAuthorization { get; } = apiKey is null ? null : "Bearer " + apiKey;
+
     public string? ApiKeyEnv { get; } = apiKeyEnv;
 
     /// <summary>A provider with no <c>apiKeyEnv</c> (Ollama) needs no key and counts as configured when reachable.</summary>
@@ -162,6 +169,10 @@ public sealed class Provider(string name, string type, Uri baseUri, string? apiK
     public TimeSpan AttemptTimeout { get; } = attemptTimeout;
 
     public HttpMessageInvoker Http { get; } = http;
+
+    /// <summary><see cref="BaseUri"/> combined with <paramref name="relativePath"/>, built once per path.</summary>
+    public Uri Endpoint(string relativePath) =>
+        _endpoints.GetOrAdd(relativePath, static (path, baseUri) => new Uri(baseUri, path), BaseUri);
 
     /// <summary>Set by the reachability probe for keyless providers.</summary>
     public bool Reachable

@@ -44,6 +44,11 @@ public static class GatewayHost
         builder.Logging.SetMinimumLevel(settings.MinimumLogLevel);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
+        // While this category is enabled at all, ASP.NET Core opens a log scope and starts an Activity for every
+        // request (both flow through AsyncLocal into every await after), only for its own request-start and
+        // request-finish lines, which the filter above drops anyway. Startup failures still surface: they are thrown.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
+
         var services = builder.Services;
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ServerJsonContext.Default));
         services.AddProblemDetails();

@@ -35,7 +35,7 @@ internal sealed class ReachabilityProbe(Catalog catalog, TimeProvider time, ILog
         timeout.CancelAfter(ProbeTimeout);
         try
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(provider.BaseUri, "models"));
+            using var request = new HttpRequestMessage(HttpMethod.Get, provider.Endpoint("models"));
             using var response = await provider.Http.SendAsync(request, timeout.Token).ConfigureAwait(false);
             reachable = true;
         }

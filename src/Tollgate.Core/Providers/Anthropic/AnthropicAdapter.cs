@@ -63,7 +63,7 @@ public sealed class AnthropicAdapter : IProviderAdapter
         HttpResponseMessage? response = null;
         try
         {
-            using var message = new HttpRequestMessage(HttpMethod.Post, new Uri(deployment.Provider.BaseUri, "messages"))
+            using var message = new HttpRequestMessage(HttpMethod.Post, deployment.Provider.Endpoint("messages"))
             {
                 Content = new ReadOnlyMemoryContent(body.WrittenMemory) { Headers = { ContentType = JsonContentType } },
                 Version = HttpVersion.Version11,
@@ -77,7 +77,7 @@ public sealed class AnthropicAdapter : IProviderAdapter
             message.Headers.TryAddWithoutValidation("anthropic-version", ApiVersion);
             if (request.Stream)
             {
-                message.Headers.Accept.ParseAdd("text/event-stream");
+                message.Headers.TryAddWithoutValidation("Accept", "text/event-stream");
             }
 
             response = await deployment.Provider.Http.SendAsync(message, cancellation.Token).ConfigureAwait(false);

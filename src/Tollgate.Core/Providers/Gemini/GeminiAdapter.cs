@@ -72,7 +72,7 @@ public sealed class GeminiAdapter(TimeProvider time) : IProviderAdapter
 
             if (request.Stream)
             {
-                message.Headers.Accept.ParseAdd("text/event-stream");
+                message.Headers.TryAddWithoutValidation("Accept", "text/event-stream");
             }
 
             response = await deployment.Provider.Http.SendAsync(message, cancellation.Token).ConfigureAwait(false);

@@ -20,7 +20,7 @@ internal static class GeminiJson
     /// (<c>models/...</c> or <c>tunedModels/...</c>) is used as is.
     /// </summary>
     public static Uri MethodUri(Deployment deployment, string method) =>
-        new(deployment.Provider.BaseUri, ModelResource(deployment.UpstreamModel) + ":" + method);
+        deployment.Provider.Endpoint(ModelResource(deployment.UpstreamModel) + ":" + method);
 
     /// <summary>The resource name Gemini expects inside embedding requests (<c>models/{model}</c>).</summary>
     public static string ModelResource(string model) =>

@@ -27,20 +27,21 @@ public sealed class OpenAICompatibleAdapter : IProviderAdapter
         HttpResponseMessage? response = null;
         try
         {
-            using var message = new HttpRequestMessage(HttpMethod.Post, new Uri(deployment.Provider.BaseUri, path))
+            using var message = new HttpRequestMessage(HttpMethod.Post, deployment.Provider.Endpoint(path))
             {
                 Content = new ReadOnlyMemoryContent(body.Memory) { Headers = { ContentType = JsonContentType } },
                 Version = HttpVersion.Version11,
                 VersionPolicy = HttpVersionPolicy.RequestVersionOrHigher,
             };
-            if (deployment.Provider.ApiKey is { } key)
+            // Constant header values are added as text: parsing them into header objects per request buys nothing.
+            if (deployment.Provider.BearerAuthorization is { } authorization)
             {
-                message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+                message.Headers.TryAddWithoutValidation("Authorization", authorization);
             }
 
             if (request.Stream)
             {
-                message.Headers.Accept.ParseAdd("text/event-stream");
+                message.Headers.TryAddWithoutValidation("Accept", "text/event-stream");
             }
 
             response = await deployment.Provider.Http.SendAsync(message, cancellation.Token).ConfigureAwait(false);
