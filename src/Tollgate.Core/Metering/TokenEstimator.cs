@@ -132,7 +132,18 @@ public static class TokenEstimator
             chars = rentedChars;
         }
 
-        return O200kTokenCounter.Shared.Count(chars[..reader.CopyString(chars)]);
+        int length;
+        try
+        {
+            length = reader.CopyString(chars);
+        }
+        catch (InvalidOperationException)
+        {
+            // Valid JSON whose escapes make no valid UTF-16 (a lone "\ud800"): count the value as written.
+            return reader.HasValueSequence ? CountUtf8(reader.ValueSequence.ToArray()) : CountUtf8(reader.ValueSpan);
+        }
+
+        return O200kTokenCounter.Shared.Count(chars[..length]);
     }
 
     /// <summary>An estimated usage record: the request's input and the relayed output text.</summary>

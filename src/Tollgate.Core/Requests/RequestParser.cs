@@ -32,6 +32,12 @@ public static class RequestParser
                 "invalid_json");
             return false;
         }
+        catch (InvalidOperationException) when (LoneSurrogates.InJsonEscapes(body.Span))
+        {
+            // The reader refuses a string it needs (the model, a role) whose escapes are no valid UTF-16.
+            error = new RequestError(LoneSurrogates.Message, null, "invalid_json");
+            return false;
+        }
     }
 
     private static bool TryParseChat(ReadOnlyMemory<byte> body, out ParsedRequest? request, out RequestError? error)

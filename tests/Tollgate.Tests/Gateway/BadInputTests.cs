@@ -147,4 +147,15 @@ public sealed class BadInputTests : IAsyncLifetime
 
         await AssertErrorAsync(response, HttpStatusCode.BadRequest, "invalid_json");
     }
+
+    [Theory]
+    [InlineData("{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"half a pair \\ud800\"}]}")]
+    [InlineData("{\"model\":\"gpt-4o\\udc00\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}")]
+    [InlineData("{\"model\":\"gpt-4o\",\"user\":\"\\ud800\",\"messages\":[{\"role\":\"user\\ud800\",\"content\":\"hi\"}]}")]
+    public async Task Post_LoneSurrogateEscape_IsNeverA500(string body)
+    {
+        using var response = await PostRawAsync(body);
+
+        Assert.True((int)response.StatusCode < 500, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken)}");
+    }
 }

@@ -187,6 +187,17 @@ public sealed class O200kTokenCounterTests
         Assert.Equal(Library.Value.CountTokens(Encoding.UTF8.GetString([0xFF, 0xC3, (byte)'a', 0xE6, 0x9D])), TokenEstimator.CountUtf8([0xFF, 0xC3, (byte)'a', 0xE6, 0x9D]));
     }
 
+    [Fact]
+    public void TokenEstimator_CountRequest_CountsALoneSurrogateEscapeInsteadOfThrowing()
+    {
+        // Valid JSON, but "\ud800" unescapes to no valid UTF-16: the estimate must still count the message.
+        var body = """{"model":"gpt-4o","messages":[{"role":"user","content":"before \ud800 after"}]}"""u8;
+
+        var tokens = TokenEstimator.CountRequest(body);
+
+        Assert.True(tokens >= LibraryCount("user", "before ", " after") + 3 + 3, $"counted {tokens}");
+    }
+
     private static long LibraryCount(params string[] texts) => texts.Sum(t => (long)Library.Value.CountTokens(t));
 
     private static void AssertSameCounts(IReadOnlyList<string> texts)

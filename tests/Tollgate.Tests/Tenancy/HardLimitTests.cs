@@ -72,6 +72,20 @@ public sealed class HardLimitTests
     }
 
     [Fact]
+    public async Task LimitedKey_LoneSurrogateEscapeInTheBody_IsEstimatedAndAnswered()
+    {
+        await using var scenario = await GatewayScenario.StartAsync(providers: 1, cancellationToken: Ct);
+        var tenant = await Tenants.CreateAsync(scenario.Gateway, "t", "pro", Ct);
+        using var client = scenario.Gateway.NewClient((string)(await Tenants.CreateKeyAsync(scenario.Gateway, new { name = "k", tenant, limits = new { monthlyTokens = 10_000 } }, Ct))["key"]!);
+
+        // Valid JSON whose "\ud800" escape is no valid UTF-16: the reservation estimate must still count it.
+        using var content = new StringContent("""{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"half a pair: \ud800 ok"}]}""", System.Text.Encoding.UTF8, "application/json");
+        using var response = await client.PostAsync("v1/chat/completions", content, Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
     public async Task FreePlanHardQuota_RefusesPastIncludedTokens()
     {
         await using var scenario = await GatewayScenario.StartAsync(providers: 1, configure: c =>

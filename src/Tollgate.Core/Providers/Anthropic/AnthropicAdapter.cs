@@ -59,6 +59,11 @@ public sealed class AnthropicAdapter : IProviderAdapter
         {
             return AttemptResult.Fail(new(FailureKind.BadRequest, 400, $"The request could not be read for Anthropic: {ex.Message}"));
         }
+        catch (InvalidOperationException) when (LoneSurrogates.InJsonEscapes(request.Body.Span))
+        {
+            // A string the translation must read is not valid UTF-16: the client's error, not a fault of ours.
+            return AttemptResult.Fail(new(FailureKind.BadRequest, 400, LoneSurrogates.Message));
+        }
 
         HttpResponseMessage? response = null;
         try

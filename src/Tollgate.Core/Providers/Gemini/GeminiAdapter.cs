@@ -53,6 +53,11 @@ public sealed class GeminiAdapter(TimeProvider time) : IProviderAdapter
         {
             return AttemptResult.Fail(new UpstreamFailure(FailureKind.BadRequest, BadRequestStatus, "The request body could not be translated for this provider."));
         }
+        catch (InvalidOperationException) when (LoneSurrogates.InJsonEscapes(request.Body.Span))
+        {
+            // A string the translation must read is not valid UTF-16: the client's error, not a fault of ours.
+            return AttemptResult.Fail(new UpstreamFailure(FailureKind.BadRequest, BadRequestStatus, LoneSurrogates.Message));
+        }
 
         HttpResponseMessage? response = null;
         try

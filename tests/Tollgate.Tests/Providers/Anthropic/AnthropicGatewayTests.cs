@@ -173,6 +173,20 @@ public sealed class AnthropicGatewayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Post_LoneSurrogateEscapeInContent_IsNeverA500()
+    {
+        const string Body = """{"model":"smart","messages":[{"role":"user","content":"half a pair \ud800 here"}]}""";
+
+        using var response = await _gateway.Client.PostAsync("v1/chat/completions", new StringContent(Body, Encoding.UTF8, "application/json"), Ct);
+
+        // The translation must read the text; it is the client's error, told as such, and no provider is tried.
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("surrogate", await response.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        Assert.Empty(_claude.Requests);
+        Assert.Equal(0, _backup.RequestCount);
+    }
+
+    [Fact]
     public async Task Post_NonStreaming_ReportsCostFromCacheBuckets()
     {
         var usage = JsonNode.Parse("""

@@ -70,6 +70,16 @@ public sealed class GeminiGatewayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Post_LoneSurrogateEscapeInContent_IsNeverA500()
+    {
+        const string Body = """{"model":"chat","messages":[{"role":"user","content":"half a pair \ud800 here"}]}""";
+
+        using var response = await _gateway.Client.PostAsync("v1/chat/completions", new StringContent(Body, System.Text.Encoding.UTF8, "application/json"), Ct);
+
+        Assert.True((int)response.StatusCode < 500, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(Ct)}");
+    }
+
+    [Fact]
     public async Task Post_NonStreaming_RoutingAndCostHeadersNameTheGeminiDeployment()
     {
         using var response = await PostAsync(new JsonObject
