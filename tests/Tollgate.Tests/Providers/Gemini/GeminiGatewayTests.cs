@@ -76,7 +76,9 @@ public sealed class GeminiGatewayTests : IAsyncLifetime
 
         using var response = await _gateway.Client.PostAsync("v1/chat/completions", new StringContent(Body, System.Text.Encoding.UTF8, "application/json"), Ct);
 
-        Assert.True((int)response.StatusCode < 500, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(Ct)}");
+        // The translation must read the text: the client's error, told as such.
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("surrogate", await response.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
     }
 
     [Fact]
