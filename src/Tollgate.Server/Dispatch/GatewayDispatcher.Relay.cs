@@ -116,18 +116,16 @@ internal sealed partial class GatewayDispatcher
                     unflushed = false;
                 }
 
+                // The next ReadAsync re-arms the idle timer, and a flush that has to wait disarms it itself.
                 chunk = await next.ConfigureAwait(false);
-                cancellation.Disarm();
             }
 
-            // The last events arrived with the end of the stream: they go out now, not after the ledger commit.
-            if (unflushed && !await FlushAsync(writer, aborted).ConfigureAwait(false))
-            {
-                await accounting.CommitAsync(ClientClosedRequest, "client_aborted", stream.Usage).ConfigureAwait(false);
-                return;
-            }
+            // The upstream is done: nothing is left for the idle timer to watch while the end goes out.
+            cancellation.Disarm();
 
-            // The row first, then [DONE]: a client that saw the end of the stream always has its row.
+            // The row first, then [DONE]: a client that saw the end of the stream always has its row. Events that
+            // arrived with the end of the stream (usually the last text, the finish reason and the usage) wait in
+            // the pipe for the commit and leave with [DONE] in one send.
             if (!await accounting.CommitAsync(StatusCodes.Status200OK, null, stream.Usage).ConfigureAwait(false))
             {
                 await SseWriter.WriteErrorAsync(writer, "The gateway could not record this request in its usage ledger.", "ledger_unavailable", aborted).ConfigureAwait(false);
