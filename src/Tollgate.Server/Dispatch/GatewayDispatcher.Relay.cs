@@ -125,14 +125,14 @@ internal sealed partial class GatewayDispatcher
 
             // The row first, then [DONE]: a client that saw the end of the stream always has its row. Events that
             // arrived with the end of the stream (usually the last text, the finish reason and the usage) wait in
-            // the pipe for the commit and leave with [DONE] in one send.
+            // the pipe for the commit, and leave with [DONE] and the response's end in one send.
             if (!await accounting.CommitAsync(StatusCodes.Status200OK, null, stream.Usage).ConfigureAwait(false))
             {
                 await SseWriter.WriteErrorAsync(writer, "The gateway could not record this request in its usage ledger.", "ledger_unavailable", aborted).ConfigureAwait(false);
                 return;
             }
 
-            await SseWriter.WriteDoneAsync(writer, aborted).ConfigureAwait(false);
+            SseWriter.WriteDone(writer);
         }
         catch (UpstreamStreamException ex) when (ex.Failure.Kind == FailureKind.ClientAborted)
         {

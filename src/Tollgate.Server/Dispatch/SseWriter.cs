@@ -25,11 +25,11 @@ internal static class SseWriter
         writer.Advance(length);
     }
 
-    public static ValueTask<FlushResult> WriteDoneAsync(PipeWriter writer, CancellationToken cancellationToken)
-    {
-        writer.Write(DoneEvent);
-        return writer.FlushAsync(cancellationToken);
-    }
+    /// <summary>
+    /// Writes the closing <c>[DONE]</c> event without flushing it. It is the response's last write: the server
+    /// flushes it with the end of the response (the terminating chunk), so the end of a stream costs one send.
+    /// </summary>
+    public static void WriteDone(PipeWriter writer) => writer.Write(DoneEvent);
 
     /// <summary>The event that tells a client its stream is truncated: an OpenAI error object, and no finish_reason, no [DONE].</summary>
     public static ValueTask<FlushResult> WriteErrorAsync(PipeWriter writer, string message, string code, CancellationToken cancellationToken)
