@@ -7,6 +7,8 @@ namespace Tollgate.Server.Auth;
 /// Resolves a presented client key to its record without touching the database on the hot path.
 /// Both hits and misses are cached by hash; the cache is cleared whenever the key table may have
 /// changed (an admin call here, or any commit by another process, seen through <see cref="KeyChangeWatcher"/>).
+/// A miss reads the database on the thread pool: the caller may be a socket I/O thread (<c>server.inlineIo</c>),
+/// and a flood of unknown keys must not make that thread, and every connection it serves, wait on SQLite.
 /// </summary>
 internal sealed class ClientKeyCache(IKeyStore store)
 {
@@ -25,7 +27,7 @@ internal sealed class ClientKeyCache(IKeyStore store)
     {
         if (!_byHash.TryGetValue(hash, out var record))
         {
-            record = await store.FindByHashAsync(hash, cancellationToken).ConfigureAwait(false);
+            record = await Task.Run(() => store.FindByHashAsync(hash, cancellationToken), cancellationToken).ConfigureAwait(false);
             if (_byHash.Count >= MaxEntries)
             {
                 _byHash.Clear();

@@ -7,7 +7,8 @@ namespace Tollgate.Server.Auth;
 /// <summary>
 /// Every tenant in memory, as an immutable snapshot swapped whole: the request path reads a frozen
 /// dictionary and never the database. A change to tenants (here or by the CLI, seen by
-/// <see cref="KeyChangeWatcher"/>) drops the snapshot; the next request reloads it once.
+/// <see cref="KeyChangeWatcher"/>) drops the snapshot; the next request reloads it once, on the thread pool
+/// (that request may be running on a socket I/O thread, which must not wait on the database).
 /// </summary>
 internal sealed class TenantDirectory(ITenantStore store, TollgateOptions options) : IDisposable
 {
@@ -39,7 +40,7 @@ internal sealed class TenantDirectory(ITenantStore store, TollgateOptions option
                 return loaded;
             }
 
-            var tenants = await store.ListAsync(cancellationToken).ConfigureAwait(false);
+            var tenants = await Task.Run(() => store.ListAsync(cancellationToken), cancellationToken).ConfigureAwait(false);
             var snapshot = tenants.ToFrozenDictionary(t => t.Id, StringComparer.Ordinal);
             _snapshot = snapshot;
             return snapshot;
