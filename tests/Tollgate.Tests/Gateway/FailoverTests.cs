@@ -221,6 +221,35 @@ public sealed class FailoverTests
     }
 
     [Fact]
+    public async Task PostStream_ClientSlowerThanIdleTimeout_StreamIsNotCutForIt()
+    {
+        // While the relay waits for a slow client to take its data, it reads nothing from the upstream; that
+        // wait is the client's, not upstream silence, and must not trip the idle timer.
+        await using var scenario = await GatewayScenario.StartAsync(providers: 1, configure: c => c["routing"]!["streamIdleTimeoutMs"] = 300, cancellationToken: Ct);
+        var word = " " + new string('w', 1199);
+        var content = string.Concat(Enumerable.Repeat(word, 10_000)); // 12 MB: more than the socket buffers hold
+        scenario.Fakes[0].Default = FakeBehavior.Ok(content);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
+        {
+            Content = new StringContent(GatewayScenario.ChatBody(stream: true).ToJsonString(), System.Text.Encoding.UTF8, "application/json"),
+        };
+
+        using var response = await scenario.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        // The slow client: it reads nothing for several idle timeouts, so the gateway's buffers fill and its
+        // flush waits. This delay is the behaviour under test, not a synchronisation: a longer stall only makes
+        // the check stricter.
+        await Task.Delay(TimeSpan.FromMilliseconds(1500), Ct);
+        var events = Sse.DataEvents(await response.Content.ReadAsStringAsync(Ct));
+
+        Assert.Equal("[DONE]", events[^1]);
+        Assert.DoesNotContain(events, e => e.Contains("stream_truncated", StringComparison.Ordinal));
+        var relayed = string.Concat(events[..^1].Select(e => (string?)JsonNode.Parse(e)!["choices"]?.AsArray().FirstOrDefault()?["delta"]?["content"]));
+        Assert.Equal(content, relayed);
+    }
+
+    [Fact]
     public async Task PostStream_ClientDisconnects_UpstreamRequestIsCancelled()
     {
         await using var scenario = await GatewayScenario.StartAsync(providers: 1, cancellationToken: Ct);
