@@ -11,9 +11,11 @@ internal sealed class AdminKey(string hash)
 /// <summary>Reads a bearer token from the <c>Authorization</c> header.</summary>
 internal static class BearerToken
 {
-    public static string? From(Microsoft.AspNetCore.Http.HttpRequest request)
+    public static string? From(Microsoft.AspNetCore.Http.HttpRequest request) => From(request.Headers.Authorization.ToString());
+
+    /// <summary>The token of an <c>Authorization</c> header value; null unless it is <c>Bearer</c> with a token.</summary>
+    public static string? From(string header)
     {
-        var header = request.Headers.Authorization.ToString();
         const string Scheme = "Bearer ";
         return header.Length > Scheme.Length && header.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase)
             ? header[Scheme.Length..].Trim()

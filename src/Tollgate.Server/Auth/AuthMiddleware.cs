@@ -22,9 +22,12 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
         var path = context.Request.Path;
         if (path.StartsWithSegments("/v1"))
         {
-            var token = BearerToken.From(context.Request);
-            var sessionKeyHash = token is null ? sessions.ForRead(context.Request)?.KeyHash : null;
-            if (token is null && sessionKeyHash is null)
+            var authorization = context.Request.Headers.Authorization.ToString();
+            var generation = keys.Generation;
+            var remembered = ConnectionKeyMemo.Recall(context, authorization, generation);
+            var token = remembered is null ? BearerToken.From(authorization) : null;
+            var sessionKeyHash = remembered is null && token is null ? sessions.ForRead(context.Request)?.KeyHash : null;
+            if (remembered is null && token is null && sessionKeyHash is null)
             {
                 await OpenAIError.WriteAsync(
                     context,
@@ -36,9 +39,10 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
                 return;
             }
 
-            var key = token is not null
-                ? await keys.FindActiveAsync(token, context.RequestAborted).ConfigureAwait(false)
-                : await keys.FindActiveByHashAsync(sessionKeyHash!, context.RequestAborted).ConfigureAwait(false);
+            var key = remembered
+                ?? (token is not null
+                    ? await keys.FindActiveAsync(token, context.RequestAborted).ConfigureAwait(false)
+                    : await keys.FindActiveByHashAsync(sessionKeyHash!, context.RequestAborted).ConfigureAwait(false));
             if (key is null)
             {
                 await OpenAIError.WriteAsync(
@@ -76,6 +80,11 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
                     null,
                     "tenant_suspended").ConfigureAwait(false);
                 return;
+            }
+
+            if (token is not null)
+            {
+                ConnectionKeyMemo.Remember(context, authorization, generation, key);
             }
 
             context.Features.Set(new ClientKeyFeature(key, tenant, tenants.PlanOf(tenant)));

@@ -16,6 +16,10 @@ internal sealed class ClientKeyCache(IKeyStore store)
     private const int MaxEntries = 50_000;
 
     private readonly ConcurrentDictionary<string, ApiKeyRecord?> _byHash = new(StringComparer.Ordinal);
+    private long _generation;
+
+    /// <summary>Moves on every <see cref="Invalidate"/>: what was looked up under an older value may be out of date.</summary>
+    public long Generation => Volatile.Read(ref _generation);
 
     public ValueTask<ApiKeyRecord?> FindActiveAsync(string presentedKey, CancellationToken cancellationToken) =>
         !presentedKey.StartsWith(ApiKeys.ClientPrefix, StringComparison.Ordinal) || presentedKey.Length > 200
@@ -39,5 +43,9 @@ internal sealed class ClientKeyCache(IKeyStore store)
         return record is { IsActive: true } ? record : null;
     }
 
-    public void Invalidate() => _byHash.Clear();
+    public void Invalidate()
+    {
+        Interlocked.Increment(ref _generation);
+        _byHash.Clear();
+    }
 }

@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-
 namespace Tollgate.Server.Hosting;
 
 /// <summary>Gives every response an <c>x-request-id</c>: the client's own when it is sane, else a new one.</summary>
@@ -16,7 +14,16 @@ internal sealed class RequestIdMiddleware(RequestDelegate next)
         return next(context);
     }
 
-    private static string NewId() => "req_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
+    /// <summary>
+    /// 96 random bits: unique for any realistic volume. A request id identifies, it does not authorise, so it needs
+    /// no cryptographic generator, whose call costs ~1 µs per request against ~50 ns.
+    /// </summary>
+    private static string NewId()
+    {
+        Span<byte> bytes = stackalloc byte[12];
+        Random.Shared.NextBytes(bytes);
+        return "req_" + Convert.ToHexStringLower(bytes);
+    }
 
     private static bool IsSane(string value)
     {

@@ -62,6 +62,62 @@ public sealed class AdminTests
     }
 
     [Fact]
+    public async Task OneConnection_EveryRequestIsAuthenticatedByItsOwnKey()
+    {
+        // A keep-alive connection remembers the key it authenticated with last (ConnectionKeyMemo); another key on
+        // the same connection, as a reverse proxy in front of the gateway would send, must still be checked as itself.
+        await using var scenario = await GatewayScenario.StartAsync(providers: 1, cancellationToken: Ct);
+        async Task<(string Id, string Key)> CreateAsync(string name)
+        {
+            using var created = await scenario.Gateway.Admin.PostAsJsonAsync("admin/keys", new { name }, Ct);
+            var json = (await created.Content.ReadFromJsonAsync<JsonObject>(Ct))!;
+            return ((string)json["id"]!, (string)json["key"]!);
+        }
+
+        var first = await CreateAsync("first");
+        var second = await CreateAsync("second");
+        using (await scenario.Gateway.Admin.DeleteAsync($"admin/keys/{second.Id}", Ct))
+        {
+        }
+
+        var connections = 0;
+        using var client = new HttpClient(new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = 1,
+            ConnectCallback = async (context, cancellationToken) =>
+            {
+                Interlocked.Increment(ref connections);
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            },
+        })
+        { BaseAddress = scenario.Gateway.BaseAddress };
+
+        async Task<HttpStatusCode> ModelsAsync(string key)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "v1/models");
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            using var response = await client.SendAsync(request, Ct);
+            return response.StatusCode;
+        }
+
+        Assert.Equal(HttpStatusCode.OK, await ModelsAsync(first.Key));
+        Assert.Equal(HttpStatusCode.OK, await ModelsAsync(first.Key));
+        Assert.Equal(HttpStatusCode.Unauthorized, await ModelsAsync(second.Key));
+        Assert.Equal(HttpStatusCode.Unauthorized, await ModelsAsync(first.Key[..^1] + (first.Key[^1] == 'A' ? 'B' : 'A')));
+        Assert.Equal(HttpStatusCode.OK, await ModelsAsync(first.Key));
+
+        using (var revoked = await scenario.Gateway.Admin.DeleteAsync($"admin/keys/{first.Id}", Ct))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, revoked.StatusCode);
+        }
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await ModelsAsync(first.Key));
+        Assert.Equal(1, connections);
+    }
+
+    [Fact]
     public async Task DeleteKey_Unknown_Is404Problem()
     {
         await using var scenario = await GatewayScenario.StartAsync(providers: 1, cancellationToken: Ct);
