@@ -86,6 +86,12 @@ public sealed record FakeBehavior
     /// </summary>
     public TaskCompletionSource? Gate { get; init; }
 
+    /// <summary>
+    /// Optional gate awaited in a stream after its content chunks, before the finish chunk: a test holds the end
+    /// of a stream until it releases it with <c>StreamEndGate.SetResult()</c>.
+    /// </summary>
+    public TaskCompletionSource? StreamEndGate { get; init; }
+
     public static FakeBehavior Ok(
         string content = DefaultContent,
         int promptTokens = 12,

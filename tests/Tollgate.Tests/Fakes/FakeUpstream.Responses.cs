@@ -134,6 +134,11 @@ public sealed partial class FakeUpstream
         }
 
         await WriteStreamStartAsync(context, call, behavior, toolCallId, parts, parts.Count);
+        if (behavior.StreamEndGate is { } endGate)
+        {
+            await endGate.Task.WaitAsync(context.RequestAborted);
+        }
+
         for (var choice = 0; choice < call.Choices; choice++)
         {
             await WriteFlushedAsync(context, OpenAiWire.Sse(OpenAiWire.FinishChunk(call, behavior, choice)));

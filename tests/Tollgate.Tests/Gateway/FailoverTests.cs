@@ -225,22 +225,43 @@ public sealed class FailoverTests
     {
         // While the relay waits for a slow client to take its data, it reads nothing from the upstream; that
         // wait is the client's, not upstream silence, and must not trip the idle timer.
-        await using var scenario = await GatewayScenario.StartAsync(providers: 1, configure: c => c["routing"]!["streamIdleTimeoutMs"] = 300, cancellationToken: Ct);
+        await using var scenario = await GatewayScenario.StartAsync(providers: 1, configure: c => c["routing"]!["streamIdleTimeoutMs"] = 750, cancellationToken: Ct);
+        // 12 MB: three times what the gateway's socket can hold back for a client that does not read (on loopback
+        // its send buffer grows to tcp_wmem's maximum, 4 MiB on Debian).
         var word = " " + new string('w', 1199);
-        var content = string.Concat(Enumerable.Repeat(word, 10_000)); // 12 MB: more than the socket buffers hold
-        scenario.Fakes[0].Default = FakeBehavior.Ok(content);
+        var content = string.Concat(Enumerable.Repeat(word, 10_000));
+        var end = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        scenario.Fakes[0].Default = FakeBehavior.Ok(content) with { StreamEndGate = end };
+
+        // A small receive buffer keeps the client's side from taking megabytes in the gateway's place.
+        using var client = new HttpClient(new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, cancellationToken) =>
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
+                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            },
+        })
+        { BaseAddress = scenario.Gateway.BaseAddress };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", scenario.Gateway.ClientKey);
         using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
         {
             Content = new StringContent(GatewayScenario.ChatBody(stream: true).ToJsonString(), System.Text.Encoding.UTF8, "application/json"),
         };
 
-        using var response = await scenario.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
 
-        // The slow client: it reads nothing for several idle timeouts, so the gateway's buffers fill and its
-        // flush waits. This delay is the behaviour under test, not a synchronisation: a longer stall only makes
-        // the check stricter.
-        await Task.Delay(TimeSpan.FromMilliseconds(1500), Ct);
+        // The slow client reads nothing for four idle timeouts (long enough that a busy test machine's own pauses stay
+        // well inside one, short of the 5 s grace of Kestrel's minimum data rate on both servers). This delay is the
+        // behaviour under test, not a synchronisation: a longer stall only makes the check stricter. The upstream holds the end of its stream
+        // until then, so once the client catches up the relay must wait on the upstream again: had the timer run
+        // during the stall, that read would find the attempt cancelled, the upstream request gone and the stream
+        // cut. (Had the relay not been held up by the client at all, the timer would rightly cut the stream while
+        // the upstream holds back its end: the test passes only when the client's stall is what held the relay.)
+        await Task.Delay(TimeSpan.FromSeconds(3), Ct);
+        end.SetResult();
         var events = Sse.DataEvents(await response.Content.ReadAsStringAsync(Ct));
 
         Assert.Equal("[DONE]", events[^1]);
