@@ -136,7 +136,14 @@ public sealed partial class FakeUpstream
         await WriteStreamStartAsync(context, call, behavior, toolCallId, parts, parts.Count);
         if (behavior.StreamEndGate is { } endGate)
         {
-            await endGate.Task.WaitAsync(context.RequestAborted);
+            try
+            {
+                await endGate.Task.WaitAsync(context.RequestAborted);
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+            {
+                return; // The caller gave up while the end was held: nothing is left to send.
+            }
         }
 
         for (var choice = 0; choice < call.Choices; choice++)
