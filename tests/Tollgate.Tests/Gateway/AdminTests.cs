@@ -76,8 +76,9 @@ public sealed class AdminTests
 
         var first = await CreateAsync("first");
         var second = await CreateAsync("second");
-        using (await scenario.Gateway.Admin.DeleteAsync($"admin/keys/{second.Id}", Ct))
+        using (var revokedSecond = await scenario.Gateway.Admin.DeleteAsync($"admin/keys/{second.Id}", Ct))
         {
+            Assert.Equal(HttpStatusCode.NoContent, revokedSecond.StatusCode);
         }
 
         var connections = 0;
