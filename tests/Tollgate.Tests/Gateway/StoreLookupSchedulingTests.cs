@@ -29,14 +29,23 @@ public sealed class StoreLookupSchedulingTests
 
         ApiKeyRecord? found = null;
         Tenant? tenant = null;
+        Exception? failure = null;
         var caller = new Thread(() =>
         {
-            found = cache.FindActiveAsync(created.Key, Ct).AsTask().GetAwaiter().GetResult();
-            tenant = directory.FindAsync(found!.TenantId, Ct).AsTask().GetAwaiter().GetResult();
+            try
+            {
+                found = cache.FindActiveAsync(created.Key, Ct).AsTask().GetAwaiter().GetResult();
+                tenant = directory.FindAsync(found!.TenantId, Ct).AsTask().GetAwaiter().GetResult();
+            }
+            catch (Exception ex)
+            {
+                failure = ex; // an exception escaping a thread would end the test process
+            }
         });
         caller.Start();
-        caller.Join();
 
+        Assert.True(caller.Join(TimeSpan.FromSeconds(30)), "The lookups did not finish.");
+        Assert.Null(failure);
         Assert.Equal(created.Record.Id, found!.Id);
         Assert.Equal(Tenant.DefaultId, tenant!.Id);
         Assert.Equal([true], keys.LookupsOnPool);
