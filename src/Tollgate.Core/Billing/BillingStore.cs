@@ -75,21 +75,21 @@ public sealed record LedgerFact
     public UsageBuckets Usage { get; init; }
 
     /// <summary>Provider cost of these rows, 0 when not <see cref="CostKnown"/>.</summary>
-    public long CostPicoUsd { get; init; }
+    public decimal CostUsd { get; init; }
 
-    public long PricePicoUsd { get; init; }
+    public decimal PriceUsd { get; init; }
 
     /// <summary>Stored default baseline (route's most expensive candidate), 0 when not <see cref="BaselineKnown"/>.</summary>
-    public long BaselinePicoUsd { get; init; }
+    public decimal BaselineUsd { get; init; }
 }
 
 /// <summary>One model's share of a tenant's month (see <see cref="IBillingStore.InvoiceUsageAsync"/>).</summary>
 /// <param name="Tokens">Billable tokens.</param>
 /// <param name="OverageTokens">Billable tokens beyond the included tokens.</param>
-/// <param name="PricePicoUsd">What the limiter charged (sum of <c>price_pusd</c>), every row.</param>
-/// <param name="CostPicoUsd">Known provider cost, every row (extra attempts included).</param>
+/// <param name="PriceUsd">What the limiter charged (sum of <c>price_pusd</c>), every row.</param>
+/// <param name="CostUsd">Known provider cost, every row (extra attempts included).</param>
 /// <param name="UnknownCostRows">Rows with usage but no known cost.</param>
-public sealed record InvoiceModelUsage(string Model, long Requests, long Tokens, long OverageTokens, long PricePicoUsd, long CostPicoUsd, long UnknownCostRows);
+public sealed record InvoiceModelUsage(string Model, long Requests, long Tokens, long OverageTokens, decimal PriceUsd, decimal CostUsd, long UnknownCostRows);
 
 /// <summary>An issued invoice as stored: a few columns to list and filter by, and the full snapshot as a JSON document.</summary>
 public sealed record StoredInvoice(string Id, string TenantId, string Month, int Version, DateTimeOffset IssuedAt, long TotalDuePicoUsd, string Document);

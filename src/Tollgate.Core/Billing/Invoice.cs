@@ -113,10 +113,10 @@ public static class Invoices
         var monthEnd = monthStart.AddMonths(1);
         var lines = usage
             .OrderBy(u => u.Model, StringComparer.Ordinal)
-            .Select(u => new InvoiceLine(u.Model, u.Requests, u.Tokens, u.OverageTokens, Money.ToUsd(u.PricePicoUsd), Money.ToUsd(u.CostPicoUsd)))
+            .Select(u => new InvoiceLine(u.Model, u.Requests, u.Tokens, u.OverageTokens, u.PriceUsd, u.CostUsd))
             .ToList();
-        var feePico = Money.ToPico(plan?.MonthlyFeeUsd ?? 0m);
-        var overagePico = usage.Sum(u => u.PricePicoUsd);
+        var fee = Money.RoundToPico(plan?.MonthlyFeeUsd ?? 0m);
+        var overage = usage.Sum(u => u.PriceUsd);
         return new Invoice
         {
             Id = version == 0 ? string.Empty : IdOf(month, tenant.Id, version),
@@ -129,15 +129,15 @@ public static class Invoices
             PeriodStart = monthStart,
             PeriodEnd = monthEnd,
             Plan = plan is null ? null : tenant.Plan,
-            PlanFeeUsd = Money.ToUsd(feePico),
+            PlanFeeUsd = fee,
             IncludedTokens = plan?.IncludedTokens ?? 0,
             TokensUsed = usage.Sum(u => u.Tokens),
             OverageTokens = usage.Sum(u => u.OverageTokens),
             OveragePer1KTokensUsd = plan?.OveragePer1KTokensUsd ?? 0m,
-            OverageUsd = Money.ToUsd(overagePico),
-            TotalDueUsd = Money.ToUsd(feePico + overagePico),
+            OverageUsd = overage,
+            TotalDueUsd = fee + overage,
             Requests = usage.Sum(u => u.Requests),
-            ProviderCostUsd = Money.ToUsd(usage.Sum(u => u.CostPicoUsd)),
+            ProviderCostUsd = usage.Sum(u => u.CostUsd),
             UnknownCostRequests = usage.Sum(u => u.UnknownCostRows),
             Lines = lines,
         };

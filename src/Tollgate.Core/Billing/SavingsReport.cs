@@ -72,7 +72,7 @@ public sealed class SavingsBaseline
     /// </summary>
     public decimal? Of(LedgerFact fact) =>
         _candidates is null
-            ? fact.BaselineKnown ? Money.ToUsd(fact.BaselinePicoUsd) : null
+            ? fact.BaselineKnown ? fact.BaselineUsd : null
             : CostCalculator.Baseline(_candidates, fact.Usage);
 }
 
@@ -126,7 +126,7 @@ public static class SavingsReports
 
             if (!f.IsRequest)
             {
-                _cost += Money.ToUsd(f.CostPicoUsd);
+                _cost += f.CostUsd;
                 return;
             }
 
@@ -136,7 +136,7 @@ public static class SavingsReports
                 return;
             }
 
-            _cost += Money.ToUsd(f.CostPicoUsd);
+            _cost += f.CostUsd;
             _baseline += baselineUsd;
         }
 

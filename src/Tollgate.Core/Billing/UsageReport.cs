@@ -1,5 +1,3 @@
-using Tollgate.Metering;
-
 namespace Tollgate.Billing;
 
 /// <summary>Usage and spend per group (<c>GET /admin/reports/usage</c>, <c>tollgate report usage</c>).</summary>
@@ -91,9 +89,9 @@ public static class UsageReports
         private long _cacheWrite;
         private long _output;
         private long _reasoning;
-        private long _cost;
+        private decimal _cost;
         private long _unknown;
-        private long _price;
+        private decimal _price;
 
         public void Add(LedgerFact f)
         {
@@ -114,9 +112,9 @@ public static class UsageReports
             _cacheWrite += f.Usage.CacheWrite5m + f.Usage.CacheWrite1h;
             _output += f.Usage.OutputText;
             _reasoning += f.Usage.OutputReasoning;
-            _cost += f.CostPicoUsd;
+            _cost += f.CostUsd;
             _unknown += f.HasUsage && !f.CostKnown ? f.Rows : 0;
-            _price += f.PricePicoUsd;
+            _price += f.PriceUsd;
         }
 
         public UsageReportRow ToRow() => new()
@@ -132,10 +130,10 @@ public static class UsageReports
             OutputTokens = _output,
             ReasoningTokens = _reasoning,
             TotalTokens = _input + _cached + _cacheWrite + _output + _reasoning,
-            CostUsd = Money.ToUsd(_cost),
+            CostUsd = _cost,
             UnknownCostRequests = _unknown,
-            PriceUsd = Money.ToUsd(_price),
-            MarginUsd = Money.ToUsd(_price - _cost),
+            PriceUsd = _price,
+            MarginUsd = _price - _cost,
         };
     }
 }

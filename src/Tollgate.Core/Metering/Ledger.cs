@@ -84,19 +84,36 @@ public enum LedgerAttemptKind
 /// <summary>Exact money: USD as integer picodollars (10⁻¹² USD) in storage, <see cref="decimal"/> in code.</summary>
 /// <remarks>
 /// A per-1M-token rate with up to 6 decimals gives a per-token cost with at most 12, so a cost is an exact
-/// number of picodollars; finer rates are rounded to the nearest picodollar (banker's rounding). An
-/// <c>INTEGER</c> column sums exactly in SQLite, and SQLite raises an error rather than wrap past
-/// 9.2 × 10¹⁸ picodollars (USD 9.2 million in one sum).
+/// number of picodollars; finer rates are rounded to the nearest picodollar (banker's rounding). One row's
+/// amount fits a 64-bit integer with room to spare; a sum of many may not (see <see cref="SumSplitBits"/>),
+/// so sums are <see cref="decimal"/>.
 /// </remarks>
 public static class Money
 {
+    /// <summary>
+    /// How a store sums a picodollar column exactly. A 64-bit sum of picodollars ends at 9.2 × 10¹⁸, USD 9.2
+    /// million, which a year of a busy deployment passes; SQLite then fails the query. So the column is summed
+    /// in two parts, <c>value &gt;&gt; 24</c> and <c>value &amp; (2²⁴ − 1)</c>, joined by <see cref="SumToUsd"/>. Each
+    /// row's low part is under 2²⁴, so that sum stays in range for 2³⁹ rows, and the high part's sum is
+    /// 2²⁴ times smaller than the amount.
+    /// </summary>
+    public const int SumSplitBits = 24;
+
     private const decimal PicoPerUsd = 1_000_000_000_000m;
+
+    private const decimal SplitFactor = 1L << SumSplitBits;
 
     public static long ToPico(decimal usd) => (long)decimal.Round(usd * PicoPerUsd, 0, MidpointRounding.ToEven);
 
     public static long? ToPico(decimal? usd) => usd is { } value ? ToPico(value) : null;
 
+    /// <summary>The amount rounded to whole picodollars, as a ledger row stores it.</summary>
+    public static decimal RoundToPico(decimal usd) => decimal.Round(usd, 12, MidpointRounding.ToEven);
+
     public static decimal ToUsd(long pico) => pico / PicoPerUsd;
+
+    /// <summary>The exact USD amount of a picodollar column summed in two parts (see <see cref="SumSplitBits"/>).</summary>
+    public static decimal SumToUsd(long highSum, long lowSum) => ((highSum * SplitFactor) + lowSum) / PicoPerUsd;
 }
 
 /// <summary>Dimensions a usage report can be grouped by.</summary>
@@ -155,7 +172,7 @@ public sealed record UsageRow
 }
 
 /// <summary>Month-to-date totals of one key, used to seed the in-memory limit counters at start.</summary>
-public readonly record struct KeyMonthTotals(string TenantId, string KeyId, long Tokens, long CostPicoUsd);
+public readonly record struct KeyMonthTotals(string TenantId, string KeyId, long Tokens, decimal CostUsd);
 
 /// <summary>Where ledger rows live. The request path only appends, in batches; reports read.</summary>
 public interface ILedgerStore

@@ -32,13 +32,13 @@ public readonly record struct LimitDecision(LimitKind Kind, string Message, Time
 /// <summary>Worst-case tokens and cost held for one in-flight request until it is settled or released.</summary>
 public sealed class Reservation
 {
-    internal Reservation(UsageLimiter.TenantCounters tenant, UsageLimiter.Counters key, PlanOptions? plan, long tokens, long costPico, long minute, long month)
+    internal Reservation(UsageLimiter.TenantCounters tenant, UsageLimiter.Counters key, PlanOptions? plan, long tokens, decimal costUsd, long minute, long month)
     {
         Tenant = tenant;
         Key = key;
         Plan = plan;
         Tokens = tokens;
-        CostPico = costPico;
+        CostUsd = costUsd;
         Minute = minute;
         Month = month;
     }
@@ -51,7 +51,8 @@ public sealed class Reservation
 
     internal long Tokens { get; }
 
-    internal long CostPico { get; }
+    /// <summary>Reserved provider cost, in USD rounded to whole picodollars like the ledger's.</summary>
+    internal decimal CostUsd { get; }
 
     internal long Minute { get; }
 
@@ -88,9 +89,9 @@ public sealed class UsageLimiter(TimeProvider time)
                 var key = tenant.KeyCounters(total.KeyId);
                 key.Roll(month, 0);
                 tenant.MonthTokens += total.Tokens;
-                tenant.MonthCostPico += total.CostPicoUsd;
+                tenant.MonthCostUsd += total.CostUsd;
                 key.MonthTokens += total.Tokens;
-                key.MonthCostPico += total.CostPicoUsd;
+                key.MonthCostUsd += total.CostUsd;
             }
         }
     }
@@ -113,7 +114,7 @@ public sealed class UsageLimiter(TimeProvider time)
             return new LimitDecision(LimitKind.UnknownPrice, "This key has a dollar budget and the price of this model is not known to the gateway, so the request is refused (a budget cannot be enforced without a price).", null);
         }
 
-        var cost = costUsd is { } c ? Money.ToPico(c) : 0;
+        var cost = costUsd is { } c ? Money.RoundToPico(c) : 0m;
         lock (tenant)
         {
             tenant.Roll(month, minute);
@@ -152,14 +153,14 @@ public sealed class UsageLimiter(TimeProvider time)
                 return new LimitDecision(LimitKind.MonthlyTokenQuota, $"Monthly token quota reached: this key allows {keyTokens} tokens per month ({counters.MonthTokens} used, {counters.ReservedTokens} in flight; this request may use up to {tokens}).", null);
             }
 
-            if (plan?.MonthlyBudgetUsd is { } tenantBudget && tenant.MonthCostPico + tenant.ReservedCostPico + cost > Money.ToPico(tenantBudget))
+            if (plan?.MonthlyBudgetUsd is { } tenantBudget && tenant.MonthCostUsd + tenant.ReservedCostUsd + cost > tenantBudget)
             {
-                return new LimitDecision(LimitKind.Budget, $"Monthly budget reached: the tenant's plan allows USD {tenantBudget} per month; this request may cost up to USD {Money.ToUsd(cost)}.", null);
+                return new LimitDecision(LimitKind.Budget, $"Monthly budget reached: the tenant's plan allows USD {tenantBudget} per month; this request may cost up to USD {cost}.", null);
             }
 
-            if (limits.MonthlyBudgetUsd is { } keyBudget && counters.MonthCostPico + counters.ReservedCostPico + cost > Money.ToPico(keyBudget))
+            if (limits.MonthlyBudgetUsd is { } keyBudget && counters.MonthCostUsd + counters.ReservedCostUsd + cost > keyBudget)
             {
-                return new LimitDecision(LimitKind.Budget, $"Monthly budget reached: this key allows USD {keyBudget} per month; this request may cost up to USD {Money.ToUsd(cost)}.", null);
+                return new LimitDecision(LimitKind.Budget, $"Monthly budget reached: this key allows USD {keyBudget} per month; this request may cost up to USD {cost}.", null);
             }
 
             foreach (var scope in (Counters[])[tenant, counters])
@@ -167,7 +168,7 @@ public sealed class UsageLimiter(TimeProvider time)
                 scope.MinuteRequests++;
                 scope.MinuteTokens += tokens;
                 scope.ReservedTokens += tokens;
-                scope.ReservedCostPico += cost;
+                scope.ReservedCostUsd += cost;
             }
 
             reservation = new Reservation(tenant, counters, plan, tokens, cost, minute, month);
@@ -180,7 +181,7 @@ public sealed class UsageLimiter(TimeProvider time)
     /// to the month-to-date spend of its tenant and key. Tokens are not added: extra attempts are the gateway's
     /// routing overhead, never counted against the tenant's token quota or sold to it.
     /// </summary>
-    public void AddExtraCost(Reservation reservation, long costPico)
+    public void AddExtraCost(Reservation reservation, decimal costUsd)
     {
         var tenant = reservation.Tenant;
         var now = time.GetUtcNow();
@@ -191,7 +192,7 @@ public sealed class UsageLimiter(TimeProvider time)
                 scope.Roll(MonthOf(now), now.ToUnixTimeSeconds() / 60);
                 if (scope.Month == reservation.Month)
                 {
-                    scope.MonthCostPico += costPico;
+                    scope.MonthCostUsd += Money.RoundToPico(costUsd);
                 }
             }
         }
@@ -204,7 +205,7 @@ public sealed class UsageLimiter(TimeProvider time)
     /// </summary>
     public long Settle(Reservation reservation, long tokens, decimal? costUsd)
     {
-        var cost = costUsd is { } c ? Money.ToPico(c) : reservation.CostPico;
+        var cost = costUsd is { } c ? Money.RoundToPico(c) : reservation.CostUsd;
         var tenant = reservation.Tenant;
         var now = time.GetUtcNow();
         lock (tenant)
@@ -230,9 +231,9 @@ public sealed class UsageLimiter(TimeProvider time)
                 if (scope.Month == reservation.Month)
                 {
                     scope.ReservedTokens -= reservation.Tokens;
-                    scope.ReservedCostPico -= reservation.CostPico;
+                    scope.ReservedCostUsd -= reservation.CostUsd;
                     scope.MonthTokens += tokens;
-                    scope.MonthCostPico += cost;
+                    scope.MonthCostUsd += cost;
                 }
 
                 if (scope.Minute == reservation.Minute)
@@ -260,7 +261,7 @@ public sealed class UsageLimiter(TimeProvider time)
         {
             tenant.Roll(MonthOf(time.GetUtcNow()), tenant.Minute);
             var key = tenant.KeyCounters(keyId);
-            return (tenant.MonthTokens, Money.ToUsd(tenant.MonthCostPico), key.MonthTokens, Money.ToUsd(key.MonthCostPico));
+            return (tenant.MonthTokens, tenant.MonthCostUsd, key.MonthTokens, key.MonthCostUsd);
         }
     }
 
@@ -276,11 +277,11 @@ public sealed class UsageLimiter(TimeProvider time)
 
         public long MonthTokens { get; set; }
 
-        public long MonthCostPico { get; set; }
+        public decimal MonthCostUsd { get; set; }
 
         public long ReservedTokens { get; set; }
 
-        public long ReservedCostPico { get; set; }
+        public decimal ReservedCostUsd { get; set; }
 
         public long Minute { get; set; }
 
@@ -295,9 +296,9 @@ public sealed class UsageLimiter(TimeProvider time)
                 // Reservations in flight across the boundary settle into nothing: they belong to the old month.
                 Month = month;
                 MonthTokens = 0;
-                MonthCostPico = 0;
+                MonthCostUsd = 0m;
                 ReservedTokens = 0;
-                ReservedCostPico = 0;
+                ReservedCostUsd = 0m;
             }
 
             if (Minute != minute)

@@ -60,7 +60,7 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
         var cost = CostCalculator.Cost(deployment.Prices, usage.Buckets);
         if (Reservation is { } reservation)
         {
-            limiter.AddExtraCost(reservation, Money.ToPico(cost ?? 0m));
+            limiter.AddExtraCost(reservation, cost ?? 0m);
         }
 
         return ledger.CommitAsync(new LedgerEntry

@@ -16,12 +16,12 @@ public sealed class SqliteBillingStore(SqliteDatabase database) : IBillingStore
 
     public async Task<IReadOnlyList<LedgerFact>> FactsAsync(DateTimeOffset start, DateTimeOffset until, string? tenantId, CancellationToken cancellationToken)
     {
-        var sql = new StringBuilder("""
+        var sql = new StringBuilder($"""
             SELECT strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch'), tenant_id, key_id, model, coalesce(provider, ''), coalesce(deployment, ''), status,
                    attempt_kind IS NULL, usage_source IS NOT NULL, cost_pusd IS NOT NULL, baseline_pusd IS NOT NULL,
                    count(*), sum(attempts > 1), sum(escalations),
                    sum(input_uncached), sum(input_cached), sum(cache_write_5m), sum(cache_write_1h), sum(output_text), sum(output_reasoning),
-                   coalesce(sum(cost_pusd), 0), sum(price_pusd), coalesce(sum(baseline_pusd), 0)
+                   {PicoSums.Sql("cost_pusd")}, {PicoSums.Sql("price_pusd")}, {PicoSums.Sql("baseline_pusd")}
             FROM ledger WHERE ts_ms >= $from AND ts_ms < $to
             """);
         if (tenantId is not null)
@@ -61,9 +61,9 @@ public sealed class SqliteBillingStore(SqliteDatabase database) : IBillingStore
                 Failovers = reader.GetInt64(12),
                 Escalations = reader.GetInt64(13),
                 Usage = new UsageBuckets(reader.GetInt64(14), reader.GetInt64(15), reader.GetInt64(16), reader.GetInt64(17), reader.GetInt64(18), reader.GetInt64(19)),
-                CostPicoUsd = reader.GetInt64(20),
-                PricePicoUsd = reader.GetInt64(21),
-                BaselinePicoUsd = reader.GetInt64(22),
+                CostUsd = PicoSums.Read(reader, 20) ?? 0m,
+                PriceUsd = PicoSums.Read(reader, 22) ?? 0m,
+                BaselineUsd = PicoSums.Read(reader, 24) ?? 0m,
             });
         }
 
@@ -77,7 +77,7 @@ public sealed class SqliteBillingStore(SqliteDatabase database) : IBillingStore
 
         // "running" is the billable tokens up to and including a row, in ledger order; a billable row's overage is
         // the part of its tokens past the included ones: running − max(running − tokens, included), at least 0.
-        command.CommandText = """
+        command.CommandText = $"""
             WITH rows AS (
                 SELECT model, attempt_kind IS NULL AS is_request, (attempt_kind IS NULL OR price_pusd > 0) AS billable,
                        input_uncached + input_cached + cache_write_5m + cache_write_1h + output_text + output_reasoning AS tokens,
@@ -89,7 +89,7 @@ public sealed class SqliteBillingStore(SqliteDatabase database) : IBillingStore
             SELECT model, sum(is_request),
                    sum(CASE WHEN billable THEN tokens ELSE 0 END),
                    sum(CASE WHEN billable THEN max(0, total - max(total - tokens, $included)) ELSE 0 END),
-                   sum(price_pusd), coalesce(sum(cost_pusd), 0), sum(cost_pusd IS NULL AND usage_source IS NOT NULL)
+                   {PicoSums.Sql("price_pusd")}, {PicoSums.Sql("cost_pusd")}, sum(cost_pusd IS NULL AND usage_source IS NOT NULL)
             FROM running GROUP BY model ORDER BY model
             """;
         command.Parameters.AddWithValue("$tenant", tenantId);
@@ -100,7 +100,9 @@ public sealed class SqliteBillingStore(SqliteDatabase database) : IBillingStore
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            lines.Add(new InvoiceModelUsage(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6)));
+            lines.Add(new InvoiceModelUsage(
+                reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3),
+                PicoSums.Read(reader, 4) ?? 0m, PicoSums.Read(reader, 6) ?? 0m, reader.GetInt64(8)));
         }
 
         return lines;

@@ -72,13 +72,13 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
             sql.Append(expression).Append(", ");
         }
 
-        sql.Append("""
+        sql.Append($"""
             count(*),
             sum(attempt_kind IS NULL AND (status < 200 OR status >= 300)),
             sum(input_uncached), sum(input_cached), sum(cache_write_5m + cache_write_1h), sum(output_text), sum(output_reasoning),
-            sum(cost_pusd),
+            {PicoSums.Sql("cost_pusd")},
             sum(cost_pusd IS NULL AND usage_source IS NOT NULL),
-            sum(price_pusd),
+            {PicoSums.Sql("price_pusd")},
             sum(attempt_kind IS NULL)
             FROM ledger WHERE ts_ms >= $from AND ts_ms < $to
             """);
@@ -109,7 +109,7 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
         {
             var n = groups.Count;
             // An aggregate without GROUP BY returns one row even when nothing matched. Column n counts every
-            // row, extra attempt rows included; n + 10 counts requests.
+            // row, extra attempt rows included; n + 12 counts requests.
             if (reader.GetInt64(n) == 0)
             {
                 continue;
@@ -128,16 +128,16 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
                 Key = Group(UsageGrouping.Key),
                 Model = Group(UsageGrouping.Model),
                 Provider = Group(UsageGrouping.Provider),
-                Requests = Long(reader, n + 10),
+                Requests = Long(reader, n + 12),
                 Errors = Long(reader, n + 1),
                 InputTokens = Long(reader, n + 2),
                 CachedInputTokens = Long(reader, n + 3),
                 CacheWriteTokens = Long(reader, n + 4),
                 OutputTokens = Long(reader, n + 5),
                 ReasoningTokens = Long(reader, n + 6),
-                CostUsd = Money.ToUsd(Long(reader, n + 7)),
-                UnknownCostRequests = Long(reader, n + 8),
-                PriceUsd = Money.ToUsd(Long(reader, n + 9)),
+                CostUsd = PicoSums.Read(reader, n + 7) ?? 0m,
+                UnknownCostRequests = Long(reader, n + 9),
+                PriceUsd = PicoSums.Read(reader, n + 10) ?? 0m,
             });
         }
 
@@ -148,10 +148,10 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
     {
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = """
+        command.CommandText = $"""
             SELECT tenant_id, key_id,
                    sum(CASE WHEN attempt_kind IS NULL THEN input_uncached + input_cached + cache_write_5m + cache_write_1h + output_text + output_reasoning ELSE 0 END),
-                   coalesce(sum(cost_pusd), 0)
+                   {PicoSums.Sql("cost_pusd")}
             FROM ledger WHERE ts_ms >= $from GROUP BY tenant_id, key_id
             """;
         command.Parameters.AddWithValue("$from", monthStart.ToUnixTimeMilliseconds());
@@ -159,7 +159,7 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            totals.Add(new KeyMonthTotals(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3)));
+            totals.Add(new KeyMonthTotals(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), PicoSums.Read(reader, 3) ?? 0m));
         }
 
         return totals;
