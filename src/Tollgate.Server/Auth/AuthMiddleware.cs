@@ -15,7 +15,7 @@ internal sealed record ClientKeyFeature(ApiKeyRecord Key, Tenant Tenant, PlanOpt
 /// fails here never reaches a handler, let alone a provider. On the dashboard's read endpoints a
 /// dashboard session cookie may stand in for the header (see <see cref="DashboardSessions.ForRead"/>).
 /// </summary>
-internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, TenantDirectory tenants, AdminKey adminKey, DashboardSessions sessions, TimeProvider time)
+internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, TenantDirectory tenants, AdminKey adminKey, KeyGuessLimiter guesses, DashboardSessions sessions, TimeProvider time)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -91,8 +91,20 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
         }
         else if (path.StartsWithSegments("/admin") || path.StartsWithSegments("/providers"))
         {
-            if (!adminKey.Matches(BearerToken.From(context.Request)) && sessions.ForRead(context.Request)?.Role != DashboardRole.Admin)
+            var presented = BearerToken.From(context.Request);
+            if (presented is not null && guesses.Blocked(context) is { } retryAfter)
             {
+                await TooManyGuesses(retryAfter).ExecuteAsync(context).ConfigureAwait(false);
+                return;
+            }
+
+            if (!adminKey.Matches(presented) && sessions.ForRead(context.Request)?.Role != DashboardRole.Admin)
+            {
+                if (presented is not null)
+                {
+                    guesses.Failed(context);
+                }
+
                 await Results.Problem(
                     statusCode: StatusCodes.Status401Unauthorized,
                     title: "Admin key required",
@@ -104,6 +116,28 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
         await next(context).ConfigureAwait(false);
     }
 
+    /// <summary>The refusal of an address that sent too many wrong admin keys (<see cref="KeyGuessLimiter"/>).</summary>
+    internal static IResult TooManyGuesses(TimeSpan retryAfter)
+    {
+        var seconds = (int)Math.Ceiling(retryAfter.TotalSeconds);
+        return new RetryAfterResult(
+            Results.Problem(
+                statusCode: StatusCodes.Status429TooManyRequests,
+                title: "Too many wrong keys",
+                detail: $"More than {KeyGuessLimiter.FailuresPerWindow} wrong keys came from this address within a minute; no key is checked from it for {seconds} s."),
+            seconds);
+    }
+
     /// <summary>Shows only the shape of a wrong key, as OpenAI does, so it never echoes a secret whole.</summary>
     private static string Redact(string token) => token.Length <= 8 ? "***" : $"{token[..3]}***{token[^4..]}";
+}
+
+/// <summary>Another result with a <c>Retry-After</c> header (seconds) added.</summary>
+internal sealed class RetryAfterResult(IResult inner, int seconds) : IResult
+{
+    public Task ExecuteAsync(HttpContext httpContext)
+    {
+        httpContext.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return inner.ExecuteAsync(httpContext);
+    }
 }

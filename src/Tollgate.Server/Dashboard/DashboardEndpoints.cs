@@ -58,7 +58,7 @@ internal static class DashboardEndpoints
     /// <c>/dashboard?login=failed</c> with no cookie; the URL never carries the key.
     /// </summary>
     private static async Task<IResult> LoginAsync(
-        HttpContext context, AdminKey adminKey, ClientKeyCache keys, TenantDirectory tenants, DashboardSessions sessions, TimeProvider time, CancellationToken cancellationToken)
+        HttpContext context, AdminKey adminKey, KeyGuessLimiter guesses, ClientKeyCache keys, TenantDirectory tenants, DashboardSessions sessions, TimeProvider time, CancellationToken cancellationToken)
     {
         NoStore(context.Response);
         if (!IsSameOrigin(context.Request))
@@ -73,6 +73,11 @@ internal static class DashboardEndpoints
 
         // Read by hand, not bound with [FromForm]: form binding would demand antiforgery tokens, which the
         // same-origin check above makes unnecessary here (a login form has no prior session to protect).
+        if (guesses.Blocked(context) is not null)
+        {
+            return new SeeOther("/dashboard?login=locked");
+        }
+
         var form = await context.Request.ReadFormAsync(cancellationToken).ConfigureAwait(false);
         var presented = form["key"].ToString().Trim();
         string? sessionId = null;
@@ -89,6 +94,7 @@ internal static class DashboardEndpoints
 
         if (sessionId is null)
         {
+            guesses.Failed(context);
             return new SeeOther("/dashboard?login=failed");
         }
 

@@ -70,6 +70,7 @@ public static class GatewayHost
         services.AddSingleton<ClientKeyCache>();
         services.AddSingleton<TenantDirectory>();
         services.AddSingleton(new AdminKey(adminKeyHash));
+        services.AddSingleton<KeyGuessLimiter>();
         services.AddSingleton<DashboardSessions>();
         services.AddSingleton<DashboardAssets>();
         services.AddSingleton<ModelCatalogClock>();

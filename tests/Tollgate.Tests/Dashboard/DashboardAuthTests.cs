@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Tollgate.Server.Auth;
 using Tollgate.Server.Dashboard;
 using Tollgate.Tests.Infrastructure;
 using Tollgate.Tests.Tenancy;
@@ -180,6 +181,58 @@ public sealed class DashboardAuthTests
         Assert.Equal("text/javascript", script.Content.Headers.ContentType!.MediaType);
         Assert.Equal(HttpStatusCode.NotModified, notModified.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Fact]
+    public async Task AdminApi_TooManyWrongKeys_AddressRefusedWith429EvenWithTheRightKey()
+    {
+        await using var scenario = await GatewayScenario.StartAsync(providers: 1, cancellationToken: Ct);
+        using var guesser = scenario.Gateway.NewClient("tga-a-wrong-guess");
+
+        var wrong = new List<HttpStatusCode>();
+        for (var i = 0; i < KeyGuessLimiter.FailuresPerWindow; i++)
+        {
+            using var response = await guesser.GetAsync("admin/keys", Ct);
+            wrong.Add(response.StatusCode);
+        }
+
+        using var right = await scenario.Gateway.Admin.GetAsync("admin/keys", Ct);
+        var problem = await right.Content.ReadFromJsonAsync<JsonObject>(Ct);
+        using var noKey = await scenario.Gateway.Anonymous.GetAsync("admin/keys", Ct);
+        using var client = await scenario.Client.GetAsync("v1/models", Ct);
+
+        Assert.All(wrong, status => Assert.Equal(HttpStatusCode.Unauthorized, status));
+        Assert.Equal(HttpStatusCode.TooManyRequests, right.StatusCode); // its key is not even checked
+        Assert.InRange(int.Parse(right.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture), 1, 60);
+        Assert.Equal("Too many wrong keys", (string?)problem!["title"]);
+        Assert.Equal(HttpStatusCode.Unauthorized, noKey.StatusCode); // no key presented is no guess
+        Assert.Equal(HttpStatusCode.OK, client.StatusCode); // client keys are not behind this limit
+    }
+
+    [Fact]
+    public async Task Login_TooManyWrongKeys_LockedOutEvenWithTheAdminKey_AndTheBearerCounts()
+    {
+        await using var scenario = await GatewayScenario.StartAsync(providers: 1, cancellationToken: Ct);
+        using var browser = new CookieClient(scenario.Gateway.BaseAddress);
+
+        // Wrong logins and wrong admin bearers count together: a guesser cannot double its tries by switching.
+        for (var i = 0; i < KeyGuessLimiter.FailuresPerWindow - 1; i++)
+        {
+            using var failed = await browser.LoginAsync("tga-a-wrong-guess-" + i, Ct);
+            Assert.Equal("/dashboard?login=failed", failed.Headers.Location!.OriginalString);
+        }
+
+        using (var lastGuess = scenario.Gateway.NewClient("tga-one-more"))
+        using (var refused = await lastGuess.GetAsync("providers", Ct))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        }
+
+        using var locked = await browser.LoginAsync(TestGateway.AdminKeyValue, Ct);
+
+        Assert.Equal(HttpStatusCode.SeeOther, locked.StatusCode);
+        Assert.Equal("/dashboard?login=locked", locked.Headers.Location!.OriginalString);
+        Assert.False(locked.Headers.Contains("Set-Cookie"));
     }
 
     /// <summary>An HTTP client that keeps the dashboard cookie by hand and never follows redirects, as a test of what the server sends.</summary>

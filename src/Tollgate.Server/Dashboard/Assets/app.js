@@ -13,8 +13,9 @@ function defaultPeriod() {
 function showLogin() {
   $('login').hidden = false;
   const params = new URLSearchParams(location.search);
-  if (params.get('login') === 'failed') {
-    $('login-failed').hidden = false;
+  const outcome = params.get('login');
+  if (outcome === 'failed' || outcome === 'locked') {
+    $('login-' + outcome).hidden = false;
     history.replaceState(null, '', '/dashboard');
   }
 
