@@ -177,6 +177,29 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
         Assert.DoesNotContain(urls, u => u.Contains(Wrong, StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Login_AddressLockedOut_SaysSoAndSetsNoCookie()
+    {
+        await using var scenario = await GatewayScenario.StartAsync(providers: 1, cancellationToken: Ct);
+        using var guesser = scenario.Gateway.NewClient("tga-a-wrong-guess");
+        for (var i = 0; i < Tollgate.Server.Auth.KeyGuessLimiter.FailuresPerWindow; i++)
+        {
+            using var refused = await guesser.GetAsync("admin/keys", Ct);
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, refused.StatusCode);
+        }
+
+        await using var context = await chromium.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        await page.GotoAsync(new Uri(scenario.Gateway.BaseAddress, "dashboard").ToString());
+        await page.WaitForSelectorAsync("body[data-state=login]");
+        await page.FillAsync("#key", TestGateway.AdminKeyValue);
+        await page.ClickAsync("#login-submit");
+        await page.WaitForSelectorAsync("#login-locked:visible");
+
+        Assert.Empty(await context.CookiesAsync());
+        Assert.False(await page.IsVisibleAsync("#login-failed"));
+    }
+
     private static async Task LogInAsync(IPage page, TestGateway gateway, string key)
     {
         await page.GotoAsync(new Uri(gateway.BaseAddress, "dashboard").ToString());
