@@ -117,14 +117,14 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
     }
 
     /// <summary>The refusal of an address that sent too many wrong admin keys (<see cref="KeyGuessLimiter"/>).</summary>
-    internal static IResult TooManyGuesses(TimeSpan retryAfter)
+    private static RetryAfterResult TooManyGuesses(TimeSpan retryAfter)
     {
-        var seconds = (int)Math.Ceiling(retryAfter.TotalSeconds);
+        var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
         return new RetryAfterResult(
             Results.Problem(
                 statusCode: StatusCodes.Status429TooManyRequests,
                 title: "Too many wrong keys",
-                detail: $"More than {KeyGuessLimiter.FailuresPerWindow} wrong keys came from this address within a minute; no key is checked from it for {seconds} s."),
+                detail: $"{KeyGuessLimiter.FailuresPerWindow} wrong keys came from this address within a minute; no key from it is checked for the next {seconds} s."),
             seconds);
     }
 

@@ -55,7 +55,8 @@ internal static class DashboardEndpoints
     /// <summary>
     /// Accepts the admin key or an active client key (not expired, tenant not suspended) from the form field
     /// <c>key</c>, starts a session and answers 303 to <c>/dashboard</c>. A refused key answers 303 to
-    /// <c>/dashboard?login=failed</c> with no cookie; the URL never carries the key.
+    /// <c>/dashboard?login=failed</c> with no cookie (<c>?login=locked</c> while the address is locked out for too many
+    /// wrong keys, see <see cref="KeyGuessLimiter"/>); the URL never carries the key.
     /// </summary>
     private static async Task<IResult> LoginAsync(
         HttpContext context, AdminKey adminKey, KeyGuessLimiter guesses, ClientKeyCache keys, TenantDirectory tenants, DashboardSessions sessions, TimeProvider time, CancellationToken cancellationToken)
@@ -71,13 +72,13 @@ internal static class DashboardEndpoints
             return TypedResults.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Form expected", detail: "Post the login form: application/x-www-form-urlencoded with a 'key' field.");
         }
 
-        // Read by hand, not bound with [FromForm]: form binding would demand antiforgery tokens, which the
-        // same-origin check above makes unnecessary here (a login form has no prior session to protect).
         if (guesses.Blocked(context) is not null)
         {
             return new SeeOther("/dashboard?login=locked");
         }
 
+        // Read by hand, not bound with [FromForm]: form binding would demand antiforgery tokens, which the
+        // same-origin check above makes unnecessary here (a login form has no prior session to protect).
         var form = await context.Request.ReadFormAsync(cancellationToken).ConfigureAwait(false);
         var presented = form["key"].ToString().Trim();
         string? sessionId = null;
