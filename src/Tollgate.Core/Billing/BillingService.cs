@@ -1,7 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Tollgate.Configuration;
-using Tollgate.Metering;
 using Tollgate.Routing;
 using Tollgate.Tenancy;
 
@@ -121,7 +120,7 @@ public sealed class BillingService(IBillingStore store, ITenantStore tenants, To
             }
 
             var invoice = await ComputeAsync(tenant, monthStart, (existing?.Version ?? 0) + 1, cancellationToken).ConfigureAwait(false);
-            var stored = new StoredInvoice(invoice.Id, invoice.Tenant, invoice.Month, invoice.Version, invoice.IssuedAt, Money.ToPico(invoice.TotalDueUsd), JsonSerializer.Serialize(invoice, InvoiceJsonContext.Default.Invoice));
+            var stored = new StoredInvoice(invoice.Id, invoice.Tenant, invoice.Month, invoice.Version, invoice.IssuedAt, invoice.TotalDueUsd, JsonSerializer.Serialize(invoice, InvoiceJsonContext.Default.Invoice));
             if (!await store.TryAddInvoiceAsync(stored, cancellationToken).ConfigureAwait(false))
             {
                 return IssueOutcome.Conflict($"Invoice {invoice.Id} was issued concurrently; list the invoices and retry.");

@@ -92,4 +92,4 @@ public sealed record LedgerFact
 public sealed record InvoiceModelUsage(string Model, long Requests, long Tokens, long OverageTokens, decimal PriceUsd, decimal CostUsd, long UnknownCostRows);
 
 /// <summary>An issued invoice as stored: a few columns to list and filter by, and the full snapshot as a JSON document.</summary>
-public sealed record StoredInvoice(string Id, string TenantId, string Month, int Version, DateTimeOffset IssuedAt, long TotalDuePicoUsd, string Document);
+public sealed record StoredInvoice(string Id, string TenantId, string Month, int Version, DateTimeOffset IssuedAt, decimal TotalDueUsd, string Document);

@@ -12,7 +12,7 @@ namespace Tollgate.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteBillingStore(SqliteDatabase database) : IBillingStore
 {
-    private const string InvoiceColumns = "id, tenant_id, month, version, issued_at, total_due_pusd, document";
+    private const string InvoiceColumns = "id, tenant_id, month, version, issued_at, total_due_usd, document";
 
     public async Task<IReadOnlyList<LedgerFact>> FactsAsync(DateTimeOffset start, DateTimeOffset until, string? tenantId, CancellationToken cancellationToken)
     {
@@ -135,7 +135,7 @@ public sealed class SqliteBillingStore(SqliteDatabase database) : IBillingStore
         command.Parameters.AddWithValue("$month", invoice.Month);
         command.Parameters.AddWithValue("$version", invoice.Version);
         command.Parameters.AddWithValue("$issued", invoice.IssuedAt.ToString("O", CultureInfo.InvariantCulture));
-        command.Parameters.AddWithValue("$total", invoice.TotalDuePicoUsd);
+        command.Parameters.AddWithValue("$total", invoice.TotalDueUsd.ToString(CultureInfo.InvariantCulture));
         command.Parameters.AddWithValue("$document", invoice.Document);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
@@ -177,6 +177,6 @@ public sealed class SqliteBillingStore(SqliteDatabase database) : IBillingStore
         reader.GetString(2),
         reader.GetInt32(3),
         DateTimeOffset.Parse(reader.GetString(4), CultureInfo.InvariantCulture),
-        reader.GetInt64(5),
+        decimal.Parse(reader.GetString(5), NumberStyles.Number, CultureInfo.InvariantCulture),
         reader.GetString(6));
 }

@@ -122,6 +122,37 @@ public sealed class SqliteDatabase
             CREATE TRIGGER invoices_kept BEFORE DELETE ON invoices
                 BEGIN SELECT RAISE(ABORT, 'issued invoices are kept; re-issue makes a new version'); END;
             """),
+        (5, "invoice totals as exact decimals", """
+            -- A picodollar INTEGER ends at USD 9.2 million (2^63 - 1 picodollars): one tenant's month above that could
+            -- not be issued. The total is now the exact decimal as invariant text, as in the document. SQLite cannot
+            -- change a column's type, so the table is rebuilt; its rows are immutable, hence the triggers go first.
+            DROP TRIGGER invoices_immutable;
+            DROP TRIGGER invoices_kept;
+            CREATE TABLE invoices_v5 (
+                id              TEXT PRIMARY KEY,           -- inv_{yyyy-MM}_{tenant}_{version}
+                tenant_id       TEXT NOT NULL,
+                month           TEXT NOT NULL,              -- yyyy-MM (UTC calendar month)
+                version         INTEGER NOT NULL,
+                issued_at       TEXT NOT NULL,
+                total_due_usd   TEXT NOT NULL,              -- exact decimal USD, invariant culture ("7500009.000000000003")
+                document        TEXT NOT NULL,
+                UNIQUE (tenant_id, month, version)
+            );
+            INSERT INTO invoices_v5 (id, tenant_id, month, version, issued_at, total_due_usd, document)
+                SELECT id, tenant_id, month, version, issued_at,
+                       CASE WHEN total_due_pusd < 0 THEN '-' ELSE '' END
+                           || (abs(total_due_pusd) / 1000000000000) || '.'
+                           || substr('000000000000' || (abs(total_due_pusd) % 1000000000000), -12),
+                       document
+                FROM invoices;
+            DROP TABLE invoices;
+            ALTER TABLE invoices_v5 RENAME TO invoices;
+            CREATE INDEX invoices_month ON invoices (month, tenant_id);
+            CREATE TRIGGER invoices_immutable BEFORE UPDATE ON invoices
+                BEGIN SELECT RAISE(ABORT, 'issued invoices are immutable; re-issue makes a new version'); END;
+            CREATE TRIGGER invoices_kept BEFORE DELETE ON invoices
+                BEGIN SELECT RAISE(ABORT, 'issued invoices are kept; re-issue makes a new version'); END;
+            """),
     ];
 
     public SqliteDatabase(string dataDirectory)

@@ -140,7 +140,7 @@ public sealed class InvoiceTests : IAsyncLifetime
         await IssueAsync(new { month = "2026-10" });
         await using var connection = await _rig.Database.OpenAsync(Ct);
 
-        foreach (var sql in (string[])["UPDATE invoices SET total_due_pusd = 0", "DELETE FROM invoices"])
+        foreach (var sql in (string[])["UPDATE invoices SET total_due_usd = '0'", "DELETE FROM invoices"])
         {
             await using var command = connection.CreateCommand();
             command.CommandText = sql;

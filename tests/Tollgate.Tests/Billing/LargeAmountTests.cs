@@ -54,6 +54,82 @@ public sealed class LargeAmountTests
     }
 
     [Fact]
+    public async Task Invoice_OneTenantMonthPast9Point2MillionUsd_IssuedListedAndReadBackExact()
+    {
+        await using var rig = await StartAsync(Ct);
+        var tenant = await rig.CreateTenantAsync("Huge", "starter", Ct);
+        await rig.AppendAsync(
+            Ct,
+            Row(tenant, "kA", "gpt-4o", "d0", "2026-10-05T10:00:00Z", 1000, 500, Cost, price: Cost),
+            Row(tenant, "kA", "gpt-4o", "d0", "2026-10-06T10:00:00Z", 1000, 500, Cost, price: Cost),
+            Row(tenant, "kA", "gpt-4o", "d0", "2026-10-07T10:00:00Z", 1000, 500, Cost, price: Cost));
+        const decimal Due = 12_000_009.000000000003m; // the $9 plan fee plus 12 million of overage: past 2⁶³ picodollars
+
+        using var issued = await rig.Gateway.Admin.PostAsJsonAsync("admin/invoices/issue", new { month = "2026-10", tenant }, Ct);
+        var body = JsonNode.Parse(await issued.Content.ReadAsStringAsync(Ct))!;
+        Assert.Equal(HttpStatusCode.Created, issued.StatusCode);
+        var id = (string)body["invoices"]![0]!["id"]!;
+        Assert.Equal(Due, (decimal)body["invoices"]![0]!["totalDueUsd"]!);
+
+        var listed = await rig.GetJsonAsync(rig.Gateway.Admin, $"admin/invoices?month=2026-10&tenant={tenant}", Ct);
+        Assert.Equal(Due, (decimal)Assert.Single(listed["invoices"]!.AsArray())!["totalDueUsd"]!);
+        var read = await rig.GetJsonAsync(rig.Gateway.Admin, $"admin/invoices/{id}", Ct);
+        Assert.Equal(Due, (decimal)read["totalDueUsd"]!);
+    }
+
+    [Fact]
+    public async Task Migration5_InvoicesIssuedBefore_KeepTheirTotalsExactlyAndStayImmutable()
+    {
+        var database = new SqliteDatabase(Directory.CreateTempSubdirectory("tollgate-migrate-").FullName);
+        await database.MigrateAsync(Ct);
+        await using (var connection = await database.OpenAsync(Ct))
+        {
+            // Put the invoices table back as version 4 shipped it, with rows, and forget migration 5.
+            await using var downgrade = connection.CreateCommand();
+            downgrade.CommandText = """
+                DROP TABLE invoices;
+                CREATE TABLE invoices (
+                    id              TEXT PRIMARY KEY,
+                    tenant_id       TEXT NOT NULL,
+                    month           TEXT NOT NULL,
+                    version         INTEGER NOT NULL,
+                    issued_at       TEXT NOT NULL,
+                    total_due_pusd  INTEGER NOT NULL,
+                    document        TEXT NOT NULL,
+                    UNIQUE (tenant_id, month, version)
+                );
+                CREATE INDEX invoices_month ON invoices (month, tenant_id);
+                CREATE TRIGGER invoices_immutable BEFORE UPDATE ON invoices
+                    BEGIN SELECT RAISE(ABORT, 'issued invoices are immutable; re-issue makes a new version'); END;
+                CREATE TRIGGER invoices_kept BEFORE DELETE ON invoices
+                    BEGIN SELECT RAISE(ABORT, 'issued invoices are kept; re-issue makes a new version'); END;
+                INSERT INTO invoices VALUES ('inv_2026-09_t1_1', 't1', '2026-09', 1, '2026-10-01T00:00:00.0000000+00:00', 9223372036854775807, '{"a":1}');
+                INSERT INTO invoices VALUES ('inv_2026-09_t2_1', 't2', '2026-09', 1, '2026-10-01T00:00:00.0000000+00:00', 9000000000001, '{"b":2}');
+                INSERT INTO invoices VALUES ('inv_2026-09_t3_1', 't3', '2026-09', 1, '2026-10-01T00:00:00.0000000+00:00', 0, '{"c":3}');
+                DELETE FROM schema_migrations WHERE version = 5;
+                """;
+            await downgrade.ExecuteNonQueryAsync(Ct);
+        }
+
+        await database.MigrateAsync(Ct);
+
+        var store = new SqliteBillingStore(database);
+        var invoices = await store.ListInvoicesAsync(null, "2026-09", Ct);
+        Assert.Equal([9_223_372.036854775807m, 9.000000000001m, 0m], invoices.Select(i => i.TotalDueUsd));
+        Assert.Equal(["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"], invoices.Select(i => i.Document));
+        await using (var connection = await database.OpenAsync(Ct))
+        {
+            await using var change = connection.CreateCommand();
+            change.CommandText = "UPDATE invoices SET document = '{}' WHERE id = 'inv_2026-09_t1_1'";
+            Assert.Contains("immutable", (await Assert.ThrowsAsync<Microsoft.Data.Sqlite.SqliteException>(() => change.ExecuteNonQueryAsync(Ct))).Message, StringComparison.Ordinal);
+            change.CommandText = "DELETE FROM invoices";
+            Assert.Contains("kept", (await Assert.ThrowsAsync<Microsoft.Data.Sqlite.SqliteException>(() => change.ExecuteNonQueryAsync(Ct))).Message, StringComparison.Ordinal);
+        }
+
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+    }
+
+    [Fact]
     public async Task MonthToDate_Past9Point2MillionUsd_SeededExactlyFromTheLedgerAtStart()
     {
         var dataDirectory = Directory.CreateTempSubdirectory("tollgate-test-").FullName;
