@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Tollgate.Server.Hosting;
 
 namespace Tollgate.Server.Demo;
 
@@ -30,7 +31,7 @@ internal sealed class DemoUpstream : IAsyncDisposable
 
     public static async Task<DemoUpstream> StartAsync(int seed, CancellationToken cancellationToken)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        var builder = GatewayHost.CreateBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
         builder.Logging.ClearProviders();

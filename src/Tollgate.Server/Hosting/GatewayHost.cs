@@ -24,10 +24,19 @@ namespace Tollgate.Server.Hosting;
 /// <summary>Composes the gateway: services, middleware order and endpoints.</summary>
 public static class GatewayHost
 {
+    /// <summary>
+    /// A slim web application builder that does not watch its content root. The default host reloads
+    /// <c>appsettings*.json</c> on change, which puts a recursive file watcher on the working directory; with the
+    /// database under <c>./data</c> (the default) every ledger commit then woke a watcher thread several times,
+    /// on the same cores as the requests. Tollgate reads its own configuration file once, at start.
+    /// </summary>
+    internal static WebApplicationBuilder CreateBuilder() =>
+        WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
+
     /// <summary>Builds the web application; the database must already be migrated and the admin key resolved (see <see cref="GatewayStartup"/>).</summary>
     public static WebApplication Build(GatewaySettings settings, string adminKeyHash)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        var builder = CreateBuilder();
         builder.WebHost.UseUrls([.. settings.Urls]);
         IoScheduling.ConfigureKestrel(builder.WebHost, settings.Options.Server);
         builder.WebHost.ConfigureKestrel(kestrel =>
