@@ -14,14 +14,13 @@ namespace Tollgate.Storage.Sqlite;
 /// </para>
 /// <para>
 /// Here the writer connection never checkpoints by itself. Every <see cref="CommitsPerPass"/> commits, a passive
-/// checkpoint runs on another connection, on a thread of its own, while commits go on. Not on the thread pool:
-/// a gateway given one core has one pool worker, and a worker blocked in fsync held up the ledger writer's next
-/// batch just as before. A passive checkpoint copies
-/// what is in the WAL but cannot rewind it while commits keep arriving, because each commit appends after what
-/// it copied. So when a pass finds more than <see cref="MaxWalFrames"/> frames in the WAL, the writer runs one
-/// pass itself between two batches. By then most pages are already copied and synced, so that pass is short,
-/// and the next commit starts the WAL over. Under bursty traffic the background passes usually finish between
-/// commits and the WAL rewinds without one.
+/// checkpoint runs on another connection, on a thread of its own, while commits go on. Not on the thread pool: a
+/// gateway given one core has one pool worker, and a worker blocked in fsync held up the writer's next batch
+/// just as before. A passive checkpoint copies what is in the WAL but cannot rewind it while commits keep
+/// arriving, because each commit appends after what it copied. So when a pass finds more than
+/// <see cref="MaxWalFrames"/> frames in the WAL, the writer runs one pass itself between two batches. By then
+/// most pages are already copied and synced, so that pass is short, and the next commit starts the WAL over.
+/// Under bursty traffic the background passes usually finish between commits and the WAL rewinds without one.
 /// </para>
 /// </remarks>
 internal sealed class WalCheckpointer(SqliteDatabase database) : IDisposable
