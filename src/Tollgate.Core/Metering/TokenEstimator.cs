@@ -21,6 +21,13 @@ public static class TokenEstimator
     // Strings up to this many chars are decoded on the stack; longer ones into a buffer from the shared pool.
     private const int StackChars = 256;
 
+    /// <summary>
+    /// Loads the vocabulary now (decompressing it takes tens of milliseconds) so that no request pays for it.
+    /// Without this the first request to count tokens would load it on whatever thread it runs on: with inline
+    /// I/O, the socket thread every other connection is waiting on.
+    /// </summary>
+    public static void LoadVocabulary() => _ = O200kTokenCounter.Shared;
+
     public static int Count(string text) => text.Length == 0 ? 0 : O200kTokenCounter.Shared.Count(text);
 
     /// <summary>Tokens of UTF-8 text; invalid bytes count as U+FFFD, as they would after <see cref="Encoding.GetString(byte[])"/>.</summary>

@@ -44,7 +44,8 @@ public abstract class StreamingResponse : UpstreamResponse
 
     /// <summary>
     /// The next chunk, or null when the stream ended cleanly (<c>[DONE]</c>, or a final chunk with a
-    /// finish reason). Throws <see cref="UpstreamStreamException"/> when the stream breaks.
+    /// finish reason). Throws <see cref="UpstreamStreamException"/> when the stream breaks. A chunk's data is
+    /// valid until the next call (a stream may reuse one buffer for every chunk); <see cref="First"/>'s always.
     /// </summary>
     public abstract ValueTask<StreamChunk?> ReadAsync();
 

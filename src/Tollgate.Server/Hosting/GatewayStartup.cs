@@ -1,5 +1,6 @@
 using Tollgate.Configuration;
 using Tollgate.Keys;
+using Tollgate.Metering;
 using Tollgate.Storage.Sqlite;
 
 namespace Tollgate.Server.Hosting;
@@ -83,12 +84,18 @@ public static class GatewayStartup
         return hash;
     }
 
-    /// <summary>Migrates the database and resolves the admin key: what every start needs before the host is built.</summary>
+    /// <summary>
+    /// Migrates the database, resolves the admin key and loads the token counter's vocabulary: what every start
+    /// needs before the host is built and takes its first request.
+    /// </summary>
     public static async Task<string> PrepareAsync(GatewaySettings settings, Action<string> announceAdminKey, CancellationToken cancellationToken)
     {
+        var vocabulary = Task.Run(TokenEstimator.LoadVocabulary, cancellationToken);
         var database = new SqliteDatabase(settings.DataDirectory);
         await database.MigrateAsync(cancellationToken).ConfigureAwait(false);
         using var store = new SqliteKeyStore(database, settings.Time);
-        return await ResolveAdminKeyHashAsync(store, settings.Secrets, announceAdminKey, cancellationToken).ConfigureAwait(false);
+        var adminKeyHash = await ResolveAdminKeyHashAsync(store, settings.Secrets, announceAdminKey, cancellationToken).ConfigureAwait(false);
+        await vocabulary.ConfigureAwait(false);
+        return adminKeyHash;
     }
 }

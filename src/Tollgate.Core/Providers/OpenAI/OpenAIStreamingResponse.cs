@@ -19,8 +19,12 @@ internal sealed class OpenAIStreamingResponse : StreamingResponse
     private readonly ParsedRequest _request;
     private readonly AttemptCancellation _cancellation;
     private readonly TimeSpan _idleTimeout;
-    private IAsyncEnumerator<SseItem<byte[]>>? _events;
+    private IAsyncEnumerator<SseItem<ReadOnlyMemory<byte>>>? _events;
     private StreamChunk _first;
+
+    // Every event after the first is copied here, over the one before: the relay has written an event out
+    // before it asks for the next (see StreamingResponse.ReadAsync), so a stream needs no array per event.
+    private byte[] _event = new byte[1024];
     private OpenAIWireUsage? _reported;
 
     // The text relayed so far, unescaped: what an estimate counts when the stream carries no usage or is cut.
@@ -46,14 +50,15 @@ internal sealed class OpenAIStreamingResponse : StreamingResponse
         try
         {
             var body = await _response.Content.ReadAsStreamAsync(_cancellation.Token).ConfigureAwait(false);
-            _events = SseParser.Create(body, static (_, data) => data.ToArray()).EnumerateAsync(_cancellation.Token).GetAsyncEnumerator(_cancellation.Token);
+            _events = SseParser.Create(body, CopyEvent).EnumerateAsync(_cancellation.Token).GetAsyncEnumerator(_cancellation.Token);
             var first = await NextAsync().ConfigureAwait(false);
             if (first is null)
             {
                 return new UpstreamFailure(FailureKind.InvalidResponse, (int)_response.StatusCode, "The provider's stream ended before its first event.");
             }
 
-            _first = first.Value;
+            // First stays valid for the whole stream (StreamingResponse's contract), so it keeps its own copy.
+            _first = first.Value with { Data = first.Value.Data.ToArray() };
             return null;
         }
         catch (UpstreamStreamException ex)
@@ -82,7 +87,7 @@ internal sealed class OpenAIStreamingResponse : StreamingResponse
             while (await _events!.MoveNextAsync().ConfigureAwait(false))
             {
                 var data = _events.Current.Data;
-                if (data.AsSpan().SequenceEqual(Done))
+                if (data.Span.SequenceEqual(Done))
                 {
                     _finished = true;
                     return null;
@@ -111,12 +116,23 @@ internal sealed class OpenAIStreamingResponse : StreamingResponse
         throw new UpstreamStreamException(new UpstreamFailure(FailureKind.StreamBroken, null, "The provider's stream ended before it was complete."));
     }
 
-    private StreamChunk Inspect(byte[] data)
+    private ReadOnlyMemory<byte> CopyEvent(string eventType, ReadOnlySpan<byte> data)
+    {
+        if (data.Length > _event.Length)
+        {
+            _event = new byte[Math.Max(data.Length, _event.Length * 2)];
+        }
+
+        data.CopyTo(_event);
+        return _event.AsMemory(0, data.Length);
+    }
+
+    private StreamChunk Inspect(ReadOnlyMemory<byte> data)
     {
         OpenAIResponseScanner.ResponseFacts facts;
         try
         {
-            facts = OpenAIResponseScanner.Scan(data, _text);
+            facts = OpenAIResponseScanner.Scan(data.Span, _text);
         }
         catch (JsonException ex)
         {
