@@ -27,6 +27,8 @@ public sealed record TollgateOptions
     public ServerOptions Server { get; init; } = new();
 
     public StorageOptions Storage { get; init; } = new();
+
+    public TelemetryOptions Telemetry { get; init; } = new();
 }
 
 /// <summary>One upstream API endpoint and how to authenticate to it.</summary>
@@ -214,4 +216,24 @@ public sealed record StorageOptions
     /// but an OS crash or power cut can lose the rows committed since the last WAL checkpoint.
     /// </summary>
     public bool LedgerFsync { get; init; }
+}
+
+/// <summary>Metrics and traces (OpenTelemetry).</summary>
+public sealed record TelemetryOptions
+{
+    /// <summary>Serve Prometheus metrics at <c>/metrics</c>. Default true.</summary>
+    public bool Metrics { get; init; } = true;
+
+    /// <summary>
+    /// When true (default), <c>/metrics</c> asks for the admin key (<c>Authorization: Bearer</c>), like
+    /// <c>/providers</c>. False serves it to anyone who can reach the port: for a scraper on a private network.
+    /// </summary>
+    public bool MetricsRequireAdminKey { get; init; } = true;
+
+    /// <summary>
+    /// Export a trace span per request over OTLP. Null (default): on when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> or
+    /// <c>OTEL_EXPORTER_OTLP_TRACES_ENDPOINT</c> is set. The exporter reads its endpoint, protocol and headers
+    /// from the standard <c>OTEL_*</c> variables.
+    /// </summary>
+    public bool? Tracing { get; init; }
 }

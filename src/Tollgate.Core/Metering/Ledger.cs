@@ -103,6 +103,8 @@ public static class Money
 
     private const decimal SplitFactor = 1L << SumSplitBits;
 
+    public static decimal FromPico(long picoUsd) => picoUsd / PicoPerUsd;
+
     public static long ToPico(decimal usd) => (long)decimal.Round(usd * PicoPerUsd, 0, MidpointRounding.ToEven);
 
     public static long? ToPico(decimal? usd) => usd is { } value ? ToPico(value) : null;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 
 namespace Tollgate.Providers;
@@ -8,7 +9,12 @@ namespace Tollgate.Providers;
 /// </summary>
 internal static class ProviderHttpClientFactory
 {
-    public static HttpMessageInvoker Create(TimeSpan attemptTimeout)
+    /// <param name="attemptTimeout">Caps the connect timeout.</param>
+    /// <param name="traced">
+    /// Each upstream call gets its own trace span (a child of the request's). Off, the handler has no diagnostics
+    /// stage at all: no per-request activity work on the hot path.
+    /// </param>
+    public static HttpMessageInvoker Create(TimeSpan attemptTimeout, bool traced = false)
     {
         var handler = new SocketsHttpHandler
         {
@@ -21,9 +27,10 @@ internal static class ProviderHttpClientFactory
             AutomaticDecompression = DecompressionMethods.None,
             MaxConnectionsPerServer = int.MaxValue,
 
-            // Providers are third parties: the gateway's trace context (traceparent) is not theirs to see,
-            // and skipping the per-request propagation work keeps the hot path lighter.
-            ActivityHeadersPropagator = null,
+            // Providers are third parties: the gateway's trace context (traceparent) is not theirs to see. A null
+            // propagator also leaves the diagnostics stage out of the handler, which is what spans need: traced,
+            // the stage is kept with a propagator that writes no header.
+            ActivityHeadersPropagator = traced ? DistributedContextPropagator.CreateNoOutputPropagator() : null,
         };
 
         // HttpMessageInvoker rather than HttpClient: no default timeout or header merging on the hot path;

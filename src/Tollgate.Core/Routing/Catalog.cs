@@ -51,7 +51,8 @@ public sealed class Catalog : IDisposable
     /// </summary>
     public TaskClassifier Classifier { get; }
 
-    public static Catalog Build(TollgateOptions options, SecretSource secrets, TimeProvider time)
+    /// <param name="traceUpstreamCalls">Give each upstream call a trace span (see <see cref="ProviderHttpClientFactory.Create"/>).</param>
+    public static Catalog Build(TollgateOptions options, SecretSource secrets, TimeProvider time, bool traceUpstreamCalls = false)
     {
         var routing = options.Routing;
         var policy = new HealthPolicy(
@@ -71,7 +72,7 @@ public sealed class Catalog : IDisposable
                 secrets.Get(p.ApiKeyEnv),
                 p.ApiKeyEnv,
                 timeout,
-                ProviderHttpClientFactory.Create(timeout));
+                ProviderHttpClientFactory.Create(timeout, traceUpstreamCalls));
         }
 
         var deployments = new Dictionary<string, Deployment>(StringComparer.OrdinalIgnoreCase);

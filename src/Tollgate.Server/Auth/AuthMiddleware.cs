@@ -1,6 +1,7 @@
 using Tollgate.Configuration;
 using Tollgate.Keys;
 using Tollgate.Server.Dashboard;
+using Tollgate.Server.Diagnostics;
 using Tollgate.Server.Errors;
 using Tollgate.Tenancy;
 
@@ -15,8 +16,10 @@ internal sealed record ClientKeyFeature(ApiKeyRecord Key, Tenant Tenant, PlanOpt
 /// fails here never reaches a handler, let alone a provider. On the dashboard's read endpoints a
 /// dashboard session cookie may stand in for the header (see <see cref="DashboardSessions.ForRead"/>).
 /// </summary>
-internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, TenantDirectory tenants, AdminKey adminKey, KeyGuessLimiter guesses, DashboardSessions sessions, TimeProvider time)
+internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, TenantDirectory tenants, AdminKey adminKey, KeyGuessLimiter guesses, DashboardSessions sessions, TollgateOptions options, TimeProvider time)
 {
+    private readonly bool _metricsNeedAdminKey = options.Telemetry.Metrics && options.Telemetry.MetricsRequireAdminKey;
+
     public async Task InvokeAsync(HttpContext context)
     {
         var path = context.Request.Path;
@@ -89,7 +92,7 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
 
             context.Features.Set(new ClientKeyFeature(key, tenant, tenants.PlanOf(tenant)));
         }
-        else if (path.StartsWithSegments("/admin") || path.StartsWithSegments("/providers"))
+        else if (path.StartsWithSegments("/admin") || path.StartsWithSegments("/providers") || (_metricsNeedAdminKey && path.StartsWithSegments(Telemetry.MetricsPath)))
         {
             var presented = BearerToken.From(context.Request);
             if (presented is not null && guesses.Blocked(context) is { } retryAfter)

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Tollgate.Routing;
 using Tollgate.Routing.Classification;
+using Tollgate.Server.Diagnostics;
 
 namespace Tollgate.Server.Dispatch;
 
@@ -10,7 +11,7 @@ namespace Tollgate.Server.Dispatch;
 /// header: the route and strategy, the task (and how it was decided), the candidates in planned order with
 /// their expected cost, the ones skipped and why, each attempt's outcome, and the chosen deployment's expected cost.
 /// </summary>
-internal sealed class AttemptLog(RoutePlan plan)
+internal sealed class AttemptLog(RoutePlan plan, GatewayMetrics metrics)
 {
     private readonly List<(string Deployment, string Outcome)> _attempts = new(2);
 
@@ -23,7 +24,11 @@ internal sealed class AttemptLog(RoutePlan plan)
 
     public int Escalations { get; set; }
 
-    public void Add(Deployment deployment, string outcome) => _attempts.Add((deployment.Id, outcome));
+    public void Add(Deployment deployment, string outcome)
+    {
+        _attempts.Add((deployment.Id, outcome));
+        metrics.Attempt(deployment, outcome);
+    }
 
     /// <summary>
     /// E.g. <c>auto; strategy=task; task=reasoning(classified,0.93); min_tier=3;

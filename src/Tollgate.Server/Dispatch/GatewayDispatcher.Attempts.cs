@@ -19,7 +19,7 @@ internal sealed partial class GatewayDispatcher
     /// </summary>
     private async Task DispatchAsync(HttpContext context, ParsedRequest request, RoutePlan plan, RequestAccounting accounting)
     {
-        var log = new AttemptLog(plan);
+        var log = new AttemptLog(plan, _metrics);
         UpstreamFailure? last = null;
         var failures = new List<string>(plan.Candidates.Length);
         var candidates = plan.Candidates;

@@ -24,6 +24,7 @@ internal sealed partial class GatewayDispatcher
             log.Add(deployment, "ok");
             log.Chosen = deployment;
             accounting.Answered(deployment);
+            _metrics.FirstByte(deployment, attempt.FirstByte, response is StreamingResponse);
             SetRoutingHeaders(context, deployment, log);
             if (plan.Verify)
             {

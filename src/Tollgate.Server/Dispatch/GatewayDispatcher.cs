@@ -39,6 +39,7 @@ internal sealed partial class GatewayDispatcher
     private readonly LedgerWriter _ledger;
     private readonly AnswerVerifier _verifier;
     private readonly TaskClassifier _classifier;
+    private readonly GatewayMetrics _metrics;
 
     public GatewayDispatcher(
         Catalog catalog,
@@ -47,6 +48,7 @@ internal sealed partial class GatewayDispatcher
         UsageLimiter limiter,
         LedgerWriter ledger,
         AnswerVerifier verifier,
+        GatewayMetrics metrics,
         TimeProvider time,
         ILogger<GatewayDispatcher> logger)
     {
@@ -54,6 +56,7 @@ internal sealed partial class GatewayDispatcher
         _limiter = limiter;
         _ledger = ledger;
         _verifier = verifier;
+        _metrics = metrics;
         _classifier = catalog.Classifier;
         _adapters = adapters.ToFrozenDictionary(a => a.Type, StringComparer.OrdinalIgnoreCase);
         _time = time;
@@ -66,7 +69,7 @@ internal sealed partial class GatewayDispatcher
     {
         var caller = context.Features.Get<ClientKeyFeature>()
             ?? throw new InvalidOperationException("The dispatcher runs only behind AuthMiddleware.");
-        var accounting = new RequestAccounting(context, caller, _limiter, _ledger, _time);
+        var accounting = new RequestAccounting(context, caller, _limiter, _ledger, _metrics, _time);
         if (!IsJson(context.Request.ContentType))
         {
             await FailAsync(context, accounting, StatusCodes.Status415UnsupportedMediaType,
@@ -121,7 +124,7 @@ internal sealed partial class GatewayDispatcher
             var plan = Router.Plan(route, request, constraints, task, verify);
             if (plan.Candidates.Length == 0 && Array.Exists(plan.Skipped, s => s.Reason.IsConstraint()))
             {
-                SetRoutingHeaders(context, null, new AttemptLog(plan));
+                SetRoutingHeaders(context, null, new AttemptLog(plan, _metrics));
                 await FailAsync(context, accounting, StatusCodes.Status422UnprocessableEntity, UnsatisfiableMessage(request, plan),
                     OpenAIError.InvalidRequest, null, "constraints_unsatisfiable").ConfigureAwait(false);
                 return;

@@ -1,6 +1,8 @@
+using System.Diagnostics;
 using Tollgate.Metering;
 using Tollgate.Routing;
 using Tollgate.Server.Auth;
+using Tollgate.Server.Diagnostics;
 using Tollgate.Server.Metering;
 using Tollgate.Tenancy;
 
@@ -11,7 +13,7 @@ namespace Tollgate.Server.Dispatch;
 /// the end. <see cref="CommitAsync"/> settles (or releases) the limit reservation and waits until the row
 /// is committed: callers write their last bytes only after that.
 /// </summary>
-internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature caller, UsageLimiter limiter, LedgerWriter ledger, TimeProvider time)
+internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature caller, UsageLimiter limiter, LedgerWriter ledger, GatewayMetrics metrics, TimeProvider time)
 {
     private readonly long _started = time.GetTimestamp();
     private readonly long _timestampMs = time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -62,6 +64,8 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
         {
             limiter.AddExtraCost(reservation, cost ?? 0m);
         }
+
+        metrics.ExtraAttempt(deployment, usage, cost);
 
         return ledger.CommitAsync(new LedgerEntry
         {
@@ -128,6 +132,12 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
             {
                 limiter.Release(reservation);
             }
+        }
+
+        metrics.Request(Route, Served, status, usage, cost, price);
+        if (Activity.Current is { } span)
+        {
+            RequestSpan.Describe(span, context.TraceIdentifier, Model, Route, Served, Attempts, status, errorCode, usage, cost);
         }
 
         var entry = new LedgerEntry

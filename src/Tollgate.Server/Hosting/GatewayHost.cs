@@ -10,6 +10,7 @@ using Tollgate.Routing;
 using Tollgate.Server.Auth;
 using Tollgate.Server.Billing;
 using Tollgate.Server.Dashboard;
+using Tollgate.Server.Diagnostics;
 using Tollgate.Server.Dispatch;
 using Tollgate.Server.Endpoints.Admin;
 using Tollgate.Server.Endpoints.OpenAI;
@@ -63,7 +64,7 @@ public static class GatewayHost
         services.AddProblemDetails();
         services.AddSingleton(settings.Time);
         services.AddSingleton(settings.Options);
-        services.AddSingleton(sp => Catalog.Build(settings.Options, settings.Secrets, settings.Time));
+        services.AddSingleton(sp => Catalog.Build(settings.Options, settings.Secrets, settings.Time, Telemetry.TracingEnabled(settings.Options.Telemetry)));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, OpenAICompatibleAdapter>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, GeminiAdapter>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, AnthropicAdapter>());
@@ -86,11 +87,13 @@ public static class GatewayHost
         services.AddHostedService<KeyChangeWatcher>();
         services.AddHostedService<ReachabilityProbe>();
         services.AddBilling();
+        services.AddTelemetry(settings.Options.Telemetry);
 
         var app = builder.Build();
         app.UseMiddleware<RequestIdMiddleware>();
         app.UseMiddleware<ExceptionMiddleware>();
         app.UseMiddleware<AuthMiddleware>();
+        app.UseMetricsEndpoint(settings.Options.Telemetry);
 
         // The proxy path and the in-memory status endpoints never block and may run on the I/O thread;
         // everything that touches the database runs on the thread pool (see IoScheduling).
