@@ -1,7 +1,6 @@
 using System.ClientModel;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using OpenAI;
@@ -75,13 +74,6 @@ public sealed partial class ServerProcessTests : IAsyncLifetime
 
     private string[] ServeArguments(int port) => ["serve", "--config", ConfigPath, "--data-dir", DataDirectory, "--urls", $"http://127.0.0.1:{port}"];
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     private async Task<string> CreateKeyWithCliAsync(string name)
     {
         var (exit, output) = await GatewayProcess.RunAsync(["keys", "create", "--name", name, "--config", ConfigPath, "--data-dir", DataDirectory], Ct);
@@ -94,7 +86,7 @@ public sealed partial class ServerProcessTests : IAsyncLifetime
     [Fact]
     public async Task OpenAISdk_ThroughTheRealServer_SeesAnOrdinaryOpenAIApi()
     {
-        await using var server = GatewayProcess.Start(ServeArguments(FreePort()));
+        await using var server = GatewayProcess.Start(ServeArguments(GatewayProcess.FreePort()));
         var adminKey = (await server.WaitForLineAsync(AdminKeyLine(), Ct)).Value;
         var baseUrl = await server.WaitForListeningAsync(Ct);
         var key = await CreateKeyWithCliAsync("sdk-test");
@@ -160,7 +152,7 @@ public sealed partial class ServerProcessTests : IAsyncLifetime
     [Fact]
     public async Task Cli_RevokedKey_StopsWorkingOnTheRunningServer()
     {
-        await using var server = GatewayProcess.Start(ServeArguments(FreePort()));
+        await using var server = GatewayProcess.Start(ServeArguments(GatewayProcess.FreePort()));
         var baseUrl = await server.WaitForListeningAsync(Ct);
         var key = await CreateKeyWithCliAsync("to-revoke");
         using var client = new HttpClient { BaseAddress = baseUrl };
@@ -193,7 +185,7 @@ public sealed partial class ServerProcessTests : IAsyncLifetime
     [Fact]
     public async Task Serve_SecondStart_DoesNotPrintANewAdminKey()
     {
-        var port = FreePort();
+        var port = GatewayProcess.FreePort();
         string firstOutput;
         await using (var first = GatewayProcess.Start(ServeArguments(port)))
         {
@@ -201,7 +193,7 @@ public sealed partial class ServerProcessTests : IAsyncLifetime
             firstOutput = first.Output;
         }
 
-        await using var second = GatewayProcess.Start(ServeArguments(FreePort()));
+        await using var second = GatewayProcess.Start(ServeArguments(GatewayProcess.FreePort()));
         await second.WaitForListeningAsync(Ct);
 
         Assert.Single(AdminKeyLine().Matches(firstOutput));
@@ -229,7 +221,7 @@ public sealed partial class ServerProcessTests : IAsyncLifetime
             ["TOLLGATE_CONFIG"] = ConfigPath,
             ["TOLLGATE_ADMIN_KEY"] = "tga-from-the-environment",
         };
-        await using var server = GatewayProcess.Start(["--data-dir", DataDirectory, "--urls", $"http://127.0.0.1:{FreePort()}"], environment);
+        await using var server = GatewayProcess.Start(["--data-dir", DataDirectory, "--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}"], environment);
         var baseUrl = await server.WaitForListeningAsync(Ct);
         using var admin = new HttpClient { BaseAddress = baseUrl };
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "tga-from-the-environment");

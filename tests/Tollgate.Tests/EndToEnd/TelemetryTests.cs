@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -188,7 +187,7 @@ public sealed partial class TelemetryTests : IAsyncLifetime
         environment["CHEAP_KEY"] = "sk-cheap-provider-secret";
         environment["PREMIUM_KEY"] = "sk-premium-provider-secret";
         return GatewayProcess.Start(
-            ["serve", "--config", ConfigPath, "--data-dir", Path.Combine(_directory, "data"), "--urls", $"http://127.0.0.1:{FreePort()}"],
+            ["serve", "--config", ConfigPath, "--data-dir", Path.Combine(_directory, "data"), "--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}"],
             environment);
     }
 
@@ -246,13 +245,6 @@ public sealed partial class TelemetryTests : IAsyncLifetime
         created.EnsureSuccessStatusCode();
         var key = (string)(await created.Content.ReadFromJsonAsync<JsonObject>(Ct))!["key"]!;
         return Client(baseUrl, key);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>The value of the one sample of <paramref name="metric"/> whose labels include all of <paramref name="labels"/>.</summary>

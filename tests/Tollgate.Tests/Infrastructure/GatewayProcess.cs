@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
 using System.Threading.Channels;
@@ -40,6 +42,14 @@ public sealed partial class GatewayProcess : IAsyncDisposable
     public bool HasExited => _process.HasExited;
 
     public int ExitCode => _process.ExitCode;
+
+    /// <summary>A loopback port free right now, for a gateway process's <c>--urls</c>.</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
 
     /// <summary>Path of the <c>tollgate.dll</c> built beside the tests.</summary>
     public static string ExecutablePath => Path.Combine(AppContext.BaseDirectory, "tollgate.dll");
