@@ -31,13 +31,21 @@ internal sealed class ClientKeyCache(IKeyStore store)
     {
         if (!_byHash.TryGetValue(hash, out var record))
         {
+            var generation = Generation;
             record = await Task.Run(() => store.FindByHashAsync(hash, cancellationToken), cancellationToken).ConfigureAwait(false);
             if (_byHash.Count >= MaxEntries)
             {
                 _byHash.Clear();
             }
 
+            // A change noticed while the row was read (a revocation, say) may postdate what was read: such a row
+            // answers this request, which began before the change was seen, but is not kept. Invalidate moves the
+            // generation before it clears, so an entry stored after that clear sees the new generation here.
             _byHash[hash] = record;
+            if (Interlocked.Read(ref _generation) != generation)
+            {
+                _byHash.TryRemove(hash, out _);
+            }
         }
 
         return record is { IsActive: true } ? record : null;

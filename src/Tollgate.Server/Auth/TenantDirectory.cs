@@ -14,6 +14,7 @@ internal sealed class TenantDirectory(ITenantStore store, TollgateOptions option
 {
     private readonly SemaphoreSlim _loadGate = new(1, 1);
     private volatile FrozenDictionary<string, Tenant>? _snapshot;
+    private long _generation;
 
     public FrozenDictionary<string, PlanOptions> Plans { get; } = options.Plans.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
@@ -26,7 +27,11 @@ internal sealed class TenantDirectory(ITenantStore store, TollgateOptions option
     /// <summary>The tenant's plan; null when it has none (or names a plan removed from the configuration, which then limits nothing).</summary>
     public PlanOptions? PlanOf(Tenant tenant) => tenant.Plan is { } name ? Plans.GetValueOrDefault(name) : null;
 
-    public void Invalidate() => _snapshot = null;
+    public void Invalidate()
+    {
+        Interlocked.Increment(ref _generation);
+        _snapshot = null;
+    }
 
     public void Dispose() => _loadGate.Dispose();
 
@@ -40,9 +45,18 @@ internal sealed class TenantDirectory(ITenantStore store, TollgateOptions option
                 return loaded;
             }
 
+            var generation = Interlocked.Read(ref _generation);
             var tenants = await Task.Run(() => store.ListAsync(cancellationToken), cancellationToken).ConfigureAwait(false);
             var snapshot = tenants.ToFrozenDictionary(t => t.Id, StringComparer.Ordinal);
+
+            // A change noticed while the tenants were read (a suspension, say) may postdate this copy: it answers
+            // this request but is not kept, so the next request reads again (same ordering as ClientKeyCache).
             _snapshot = snapshot;
+            if (Interlocked.Read(ref _generation) != generation)
+            {
+                _snapshot = null;
+            }
+
             return snapshot;
         }
         finally

@@ -10,6 +10,7 @@ namespace Tollgate.Tests.Gateway;
 /// The two database reads the <c>/v1</c> path can make (a key the cache has not seen, the tenant snapshot after a
 /// change) run on the thread pool, also when the request arrives on a thread that is not the pool's: with
 /// <c>server.inlineIo</c> that thread is a socket I/O thread, and every connection it serves would wait on SQLite.
+/// And a change seen while such a read is in flight is not undone by the read's older copy being cached.
 /// </summary>
 public sealed class StoreLookupSchedulingTests
 {
@@ -56,14 +57,77 @@ public sealed class StoreLookupSchedulingTests
         Assert.Single(keys.LookupsOnPool);
     }
 
+    [Fact]
+    public async Task KeyRevokedWhileItsLookupIsInFlight_IsNotCachedAsActive()
+    {
+        var database = new SqliteDatabase(Directory.CreateTempSubdirectory("tollgate-lookup-").FullName);
+        await database.MigrateAsync(Ct);
+        using var sqliteKeys = new SqliteKeyStore(database, TimeProvider.System);
+        var created = await sqliteKeys.CreateAsync("ci", Ct);
+        var keys = new RecordingKeyStore(sqliteKeys) { Hold = new Hold() };
+        var cache = new ClientKeyCache(keys);
+
+        // The lookup has read the key, still active, and is held before it reaches the cache.
+        var lookup = cache.FindActiveAsync(created.Key, Ct).AsTask();
+        await keys.Hold.Read.Task.WaitAsync(Ct);
+        Assert.True(await sqliteKeys.RevokeAsync(created.Record.Id, Ct));
+        cache.Invalidate(); // what KeyChangeWatcher does when it sees the revocation
+        keys.Hold.Release.SetResult();
+
+        Assert.NotNull(await lookup); // the request that began before the change was seen
+        keys.Hold = null;
+        Assert.Null(await cache.FindActiveAsync(created.Key, Ct));
+        Assert.Equal(2, keys.LookupsOnPool.Count);
+    }
+
+    [Fact]
+    public async Task TenantSuspendedWhileTheSnapshotLoads_IsNotCachedAsActive()
+    {
+        var database = new SqliteDatabase(Directory.CreateTempSubdirectory("tollgate-lookup-").FullName);
+        await database.MigrateAsync(Ct);
+        var sqliteTenants = new SqliteTenantStore(database, TimeProvider.System);
+        var tenants = new RecordingTenantStore(sqliteTenants) { Hold = new Hold() };
+        using var directory = new TenantDirectory(tenants, new TollgateOptions());
+
+        var lookup = directory.FindAsync(Tenant.DefaultId, Ct).AsTask();
+        await tenants.Hold.Read.Task.WaitAsync(Ct);
+        Assert.NotNull(await sqliteTenants.UpdateAsync(Tenant.DefaultId, null, clearPlan: false, suspended: true, Ct));
+        directory.Invalidate();
+        tenants.Hold.Release.SetResult();
+
+        Assert.False((await lookup)!.Suspended);
+        tenants.Hold = null;
+        Assert.True((await directory.FindAsync(Tenant.DefaultId, Ct))!.Suspended);
+        Assert.Equal(2, tenants.LoadsOnPool.Count);
+    }
+
+    /// <summary>Holds a store read after it has read, until the test releases it.</summary>
+    private sealed class Hold
+    {
+        public TaskCompletionSource Read { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task<T> AfterAsync<T>(Task<T> read)
+        {
+            var result = await read;
+            Read.SetResult();
+            await Release.Task;
+            return result;
+        }
+    }
+
     private sealed class RecordingKeyStore(IKeyStore inner) : IKeyStore
     {
         public List<bool> LookupsOnPool { get; } = [];
 
+        public Hold? Hold { get; set; }
+
         public Task<ApiKeyRecord?> FindByHashAsync(string hash, CancellationToken cancellationToken)
         {
             LookupsOnPool.Add(Thread.CurrentThread.IsThreadPoolThread);
-            return inner.FindByHashAsync(hash, cancellationToken);
+            var read = inner.FindByHashAsync(hash, cancellationToken);
+            return Hold is { } hold ? hold.AfterAsync(read) : read;
         }
 
         public Task<CreatedApiKey> CreateAsync(string name, CancellationToken cancellationToken) => inner.CreateAsync(name, cancellationToken);
@@ -90,10 +154,13 @@ public sealed class StoreLookupSchedulingTests
     {
         public List<bool> LoadsOnPool { get; } = [];
 
+        public Hold? Hold { get; set; }
+
         public Task<IReadOnlyList<Tenant>> ListAsync(CancellationToken cancellationToken)
         {
             LoadsOnPool.Add(Thread.CurrentThread.IsThreadPoolThread);
-            return inner.ListAsync(cancellationToken);
+            var read = inner.ListAsync(cancellationToken);
+            return Hold is { } hold ? hold.AfterAsync(read) : read;
         }
 
         public Task<Tenant> CreateAsync(string name, string? plan, CancellationToken cancellationToken) => inner.CreateAsync(name, plan, cancellationToken);
