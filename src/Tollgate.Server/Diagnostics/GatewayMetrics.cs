@@ -25,6 +25,9 @@ internal sealed class GatewayMetrics
     private readonly Counter<double> _billed;
     private readonly Counter<long> _unpriced;
     private readonly Histogram<double> _firstByte;
+    private readonly Histogram<double> _ledgerCommit;
+    private readonly Counter<long> _ledgerRows;
+    private readonly Counter<long> _ledgerFailures;
 
     public GatewayMetrics(IMeterFactory meterFactory, Catalog catalog)
     {
@@ -44,8 +47,28 @@ internal sealed class GatewayMetrics
         _firstByte = meter.CreateHistogram<double>("tollgate.upstream.first_byte.duration", "s",
             "Time from sending an answered attempt to the upstream's first byte: a stream's first event, or a buffered answer's whole body.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
+        _ledgerCommit = meter.CreateHistogram<double>("tollgate.ledger.commit.duration", "s",
+            "Time to write one batch of ledger rows (one SQLite transaction). Requests wait for it before their last byte.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] });
+        _ledgerRows = meter.CreateCounter<long>("tollgate.ledger.rows", "{row}", "Ledger rows committed (requests, plus extra rows for lost hedges and escalated answers).");
+        _ledgerFailures = meter.CreateCounter<long>("tollgate.ledger.failures", "{row}",
+            "Ledger rows that could not be written: their requests were answered with 500 ledger_unavailable instead of an unrecorded answer.");
         meter.CreateObservableGauge("tollgate.deployment.circuit", () => CircuitStates(catalog), "{state}",
             "Each deployment's circuit: 0 closed, 1 half-open (a probe may pass), 2 open.");
+    }
+
+    /// <summary>One ledger batch written (or failed): its row count and how long the transaction took.</summary>
+    public void LedgerBatch(int rows, TimeSpan elapsed, bool committed)
+    {
+        if (committed)
+        {
+            _ledgerRows.Add(rows);
+            _ledgerCommit.Record(elapsed.TotalSeconds);
+        }
+        else
+        {
+            _ledgerFailures.Add(rows);
+        }
     }
 
     /// <summary>An attempt on a candidate, or a candidate skipped, with its outcome code.</summary>

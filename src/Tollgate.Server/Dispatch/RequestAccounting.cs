@@ -134,12 +134,6 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
             }
         }
 
-        metrics.Request(Route, Served, status, usage, cost, price);
-        if (Activity.Current is { } span)
-        {
-            RequestSpan.Describe(span, context.TraceIdentifier, Model, Route, Served, Attempts, status, errorCode, usage, cost);
-        }
-
         var entry = new LedgerEntry
         {
             RequestId = context.TraceIdentifier,
@@ -164,14 +158,26 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
             Escalations = Escalations,
         };
 
+        bool committed;
         try
         {
             await ledger.CommitAsync(entry).ConfigureAwait(false);
-            return true;
+            committed = true;
         }
         catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or IOException or InvalidOperationException)
         {
-            return false;
+            committed = false;
         }
+
+        // Telemetry tells what the client gets: without its row a request is answered 500 ledger_unavailable and
+        // billed nothing, though the provider's tokens and cost were spent all the same.
+        var outcome = committed ? status : StatusCodes.Status500InternalServerError;
+        metrics.Request(Route, Served, outcome, usage, cost, committed ? price : 0);
+        if (Activity.Current is { } span)
+        {
+            RequestSpan.Describe(span, context.TraceIdentifier, Model, Route, Served, Attempts, outcome, committed ? errorCode : "ledger_unavailable", usage, cost);
+        }
+
+        return committed;
     }
 }

@@ -12,7 +12,7 @@ namespace Tollgate.Server.Metering;
 /// about one fsync per batch, not per request. A request writes its last byte only after its row is
 /// committed, so a client that received a whole response always has its row, even if the process is killed.
 /// </summary>
-internal sealed class LedgerWriter(ILedgerStore store, UsageLimiter limiter, TimeProvider time, ILogger<LedgerWriter> logger) : BackgroundService
+internal sealed class LedgerWriter(ILedgerStore store, UsageLimiter limiter, GatewayMetrics metrics, TimeProvider time, ILogger<LedgerWriter> logger) : BackgroundService
 {
     /// <summary>Rows per transaction at most; bounds the time one commit holds the writer.</summary>
     private const int MaxBatch = 1024;
@@ -58,9 +58,11 @@ internal sealed class LedgerWriter(ILedgerStore store, UsageLimiter limiter, Tim
                 entries.Add(pending.Entry);
             }
 
+            var started = time.GetTimestamp();
             try
             {
                 await store.AppendAsync(entries, CancellationToken.None).ConfigureAwait(false);
+                metrics.LedgerBatch(batch.Count, time.GetElapsedTime(started), committed: true);
                 foreach (var pending in batch)
                 {
                     pending.Done.TrySetResult();
@@ -70,6 +72,7 @@ internal sealed class LedgerWriter(ILedgerStore store, UsageLimiter limiter, Tim
             {
                 // Documented boundary: the failure goes to every waiting request, which answers 500 instead of an unrecorded 200.
                 Log.LedgerWriteFailed(logger, ex, batch.Count);
+                metrics.LedgerBatch(batch.Count, time.GetElapsedTime(started), committed: false);
                 foreach (var pending in batch)
                 {
                     pending.Done.TrySetException(ex);

@@ -8,6 +8,7 @@ using System.Text.RegularExpressions;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Data.Sqlite;
 using Tollgate.Tests.Fakes;
 using Tollgate.Tests.Infrastructure;
 
@@ -94,11 +95,44 @@ public sealed partial class TelemetryTests : IAsyncLifetime
         Assert.Equal(1, Sample(metrics, "tollgate_upstream_first_byte_duration_seconds_count", ("deployment", "premium/model"), ("stream", "true")));
         Assert.Equal(0, Sample(metrics, "tollgate_deployment_circuit", ("deployment", "cheap/model")));
 
+        // Two answered requests, two ledger rows, committed in one or two transactions before their last bytes.
+        Assert.Equal(2, Sample(metrics, "tollgate_ledger_rows_total"));
+        Assert.InRange(Sample(metrics, "tollgate_ledger_commit_duration_seconds_count"), 1, 2);
+
         // Labels are configuration names: no key, prompt or answer ever appears.
         Assert.DoesNotContain(Prompt, metrics, StringComparison.Ordinal);
         Assert.DoesNotContain(Answer, metrics, StringComparison.Ordinal);
         Assert.DoesNotContain(client.DefaultRequestHeaders.Authorization!.Parameter!, metrics, StringComparison.Ordinal);
         Assert.DoesNotContain("provider-secret", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Metrics_WhenTheLedgerRefusesARow_CountTheFailureAnd500_AndTheProvidersCostStill()
+    {
+        await using var server = StartServer();
+        var baseUrl = await server.WaitForListeningAsync(Ct);
+        using var client = await ClientAsync(baseUrl);
+        _cheap.Default = FakeBehavior.Ok(Answer, promptTokens: 20, completionTokens: 6);
+        await using (var connection = new SqliteConnection($"Data Source={Path.Combine(_directory, "data", "tollgate.db")};Pooling=False"))
+        {
+            await connection.OpenAsync(Ct);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "CREATE TRIGGER refuse_ledger BEFORE INSERT ON ledger BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;";
+            await command.ExecuteNonQueryAsync(Ct);
+        }
+
+        using (var refused = await client.PostAsync("v1/chat/completions", Chat(stream: false), Ct))
+        {
+            Assert.Equal(HttpStatusCode.InternalServerError, refused.StatusCode);
+        }
+
+        using var admin = Client(baseUrl, AdminKey);
+        var metrics = await admin.GetStringAsync("metrics", Ct);
+
+        Assert.Equal(1, Sample(metrics, "tollgate_ledger_failures_total"));
+        Assert.Equal(1, Sample(metrics, "tollgate_requests_total", ("deployment", "cheap/model"), ("status", "500")));
+        Assert.DoesNotContain("status=\"200\"", metrics, StringComparison.Ordinal);
+        Assert.Equal(0.00000812, Sample(metrics, "tollgate_cost_usd_total", ("deployment", "cheap/model")), 15);
     }
 
     [Fact]
