@@ -9,7 +9,7 @@ namespace Tollgate.Server.Diagnostics;
 /// <summary>
 /// The gateway's own metrics (meter <c>Tollgate</c>), exported at <c>/metrics</c> by <see cref="Telemetry"/>:
 /// requests, attempts and their outcomes, tokens and money by deployment, time to the upstream's first byte,
-/// and each deployment's circuit. Labels are configuration names and fixed codes only, so their number is
+/// each deployment's circuit, and the ledger's commits. Labels are configuration names and fixed codes only, so their number is
 /// bounded by the configuration: never a tenant, a key, a requested model name or anything else a client sends.
 /// Money here is a <see langword="double"/> for dashboards and alerts; the ledger holds the exact amounts.
 /// With no listener (metrics off) every record call returns after one flag check.
