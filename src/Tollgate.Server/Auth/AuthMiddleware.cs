@@ -16,7 +16,7 @@ internal sealed record ClientKeyFeature(ApiKeyRecord Key, Tenant Tenant, PlanOpt
 /// fails here never reaches a handler, let alone a provider. On the dashboard's read endpoints a
 /// dashboard session cookie may stand in for the header (see <see cref="DashboardSessions.ForRead"/>).
 /// </summary>
-internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, TenantDirectory tenants, AdminKey adminKey, KeyGuessLimiter guesses, DashboardSessions sessions, TollgateOptions options, TimeProvider time)
+internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, TenantDirectory tenants, AdminKey adminKey, KeyGuessLimiter guesses, DashboardSessions sessions, GatewayMetrics metrics, TollgateOptions options, TimeProvider time)
 {
     private readonly bool _metricsNeedAdminKey = options.Telemetry.Metrics && options.Telemetry.MetricsRequireAdminKey;
 
@@ -32,6 +32,7 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
             var sessionKeyHash = remembered is null && token is null ? sessions.ForRead(context.Request)?.KeyHash : null;
             if (remembered is null && token is null && sessionKeyHash is null)
             {
+                metrics.AuthRefused("v1", "missing_api_key");
                 await OpenAIError.WriteAsync(
                     context,
                     StatusCodes.Status401Unauthorized,
@@ -48,6 +49,7 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
                     : await keys.FindActiveByHashAsync(sessionKeyHash!, context.RequestAborted).ConfigureAwait(false));
             if (key is null)
             {
+                metrics.AuthRefused("v1", "invalid_api_key");
                 await OpenAIError.WriteAsync(
                     context,
                     StatusCodes.Status401Unauthorized,
@@ -62,6 +64,7 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
 
             if (key.IsExpired(time.GetUtcNow()))
             {
+                metrics.AuthRefused("v1", "expired_api_key");
                 await OpenAIError.WriteAsync(
                     context,
                     StatusCodes.Status401Unauthorized,
@@ -75,6 +78,7 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
             var tenant = await tenants.FindAsync(key.TenantId, context.RequestAborted).ConfigureAwait(false);
             if (tenant is null || tenant.Suspended)
             {
+                metrics.AuthRefused("v1", "tenant_suspended");
                 await OpenAIError.WriteAsync(
                     context,
                     StatusCodes.Status403Forbidden,
@@ -97,6 +101,7 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
             var presented = BearerToken.From(context.Request);
             if (presented is not null && guesses.Blocked(context) is { } retryAfter)
             {
+                metrics.AuthRefused("admin", "too_many_wrong_keys");
                 await TooManyGuesses(retryAfter).ExecuteAsync(context).ConfigureAwait(false);
                 return;
             }
@@ -107,6 +112,8 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
                 {
                     guesses.Failed(context);
                 }
+
+                metrics.AuthRefused("admin", presented is null ? "missing_admin_key" : "wrong_admin_key");
 
                 await Results.Problem(
                     statusCode: StatusCodes.Status401Unauthorized,

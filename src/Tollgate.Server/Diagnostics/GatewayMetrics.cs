@@ -28,6 +28,7 @@ internal sealed class GatewayMetrics
     private readonly Histogram<double> _ledgerCommit;
     private readonly Counter<long> _ledgerRows;
     private readonly Counter<long> _ledgerFailures;
+    private readonly Counter<long> _authRefusals;
 
     public GatewayMetrics(IMeterFactory meterFactory, Catalog catalog)
     {
@@ -53,6 +54,8 @@ internal sealed class GatewayMetrics
         _ledgerRows = meter.CreateCounter<long>("tollgate.ledger.rows", "{row}", "Ledger rows committed (requests, plus extra rows for lost hedges and escalated answers).");
         _ledgerFailures = meter.CreateCounter<long>("tollgate.ledger.failures", "{row}",
             "Ledger rows that could not be written: their requests were answered with 500 ledger_unavailable instead of an unrecorded answer.");
+        _authRefusals = meter.CreateCounter<long>("tollgate.auth.refusals", "{request}",
+            "Requests refused before any handler ran, by surface (v1: client keys; admin: the admin key on /admin, /providers and /metrics) and reason.");
         meter.CreateObservableGauge("tollgate.deployment.circuit", () => CircuitStates(catalog), "{state}",
             "Each deployment's circuit: 0 closed, 1 half-open (a probe may pass), 2 open.");
     }
@@ -68,6 +71,15 @@ internal sealed class GatewayMetrics
         else
         {
             _ledgerFailures.Add(rows);
+        }
+    }
+
+    /// <summary>A request refused by <c>AuthMiddleware</c>: a rising rate of wrong keys is someone guessing.</summary>
+    public void AuthRefused(string surface, string reason)
+    {
+        if (_authRefusals.Enabled)
+        {
+            _authRefusals.Add(1, new TagList { { "surface", surface }, { "reason", reason } });
         }
     }
 

@@ -151,6 +151,19 @@ public sealed partial class TelemetryTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Unauthorized, none.StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, wrongKey.StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, notAdmin.StatusCode);
+
+        // The refusals are counted, as is a wrong client key on /v1.
+        using (var wrongClientKey = await wrong.PostAsync("v1/chat/completions", Chat(stream: false), Ct))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, wrongClientKey.StatusCode);
+        }
+
+        using var admin = Client(baseUrl, AdminKey);
+        var metrics = await admin.GetStringAsync("metrics", Ct);
+        Assert.Equal(1, Sample(metrics, "tollgate_auth_refusals_total", ("surface", "admin"), ("reason", "missing_admin_key")));
+        Assert.Equal(2, Sample(metrics, "tollgate_auth_refusals_total", ("surface", "admin"), ("reason", "wrong_admin_key")));
+        Assert.Equal(1, Sample(metrics, "tollgate_auth_refusals_total", ("surface", "v1"), ("reason", "invalid_api_key")));
+        Assert.Equal(0, _cheap.RequestCount + _premium.RequestCount);
     }
 
     [Fact]
