@@ -70,24 +70,17 @@ public static class RequestParser
         {
             if (reader.ValueTextEquals("tollgate"u8))
             {
-                var memberStart = (int)reader.TokenStartIndex;
-                if (!TollgateMemberReader.TryRead(ref reader, out constraints, out error))
+                if (!TryReadTollgateMember(ref reader, out constraints, out tollgateMember, out error))
                 {
                     return false;
                 }
-
-                tollgateMember = memberStart..(int)reader.BytesConsumed;
             }
             else if (reader.ValueTextEquals("model"u8))
             {
-                reader.Read();
-                if (reader.TokenType != JsonTokenType.String)
+                if (!TryReadModel(ref reader, out model, out modelToken, out error))
                 {
-                    return Fail(out error, "'model' must be a string naming a model.", "model", "invalid_type");
+                    return false;
                 }
-
-                model = reader.GetString();
-                modelToken = new Range((int)reader.TokenStartIndex, (int)reader.BytesConsumed);
             }
             else if (reader.ValueTextEquals("stream"u8))
             {
@@ -255,24 +248,17 @@ public static class RequestParser
         {
             if (reader.ValueTextEquals("tollgate"u8))
             {
-                var memberStart = (int)reader.TokenStartIndex;
-                if (!TollgateMemberReader.TryRead(ref reader, out constraints, out error))
+                if (!TryReadTollgateMember(ref reader, out constraints, out tollgateMember, out error))
                 {
                     return false;
                 }
-
-                tollgateMember = memberStart..(int)reader.BytesConsumed;
             }
             else if (reader.ValueTextEquals("model"u8))
             {
-                reader.Read();
-                if (reader.TokenType != JsonTokenType.String)
+                if (!TryReadModel(ref reader, out model, out modelToken, out error))
                 {
-                    return Fail(out error, "'model' must be a string naming a model.", "model", "invalid_type");
+                    return false;
                 }
-
-                model = reader.GetString();
-                modelToken = new Range((int)reader.TokenStartIndex, (int)reader.BytesConsumed);
             }
             else if (reader.ValueTextEquals("input"u8))
             {
@@ -493,6 +479,37 @@ public static class RequestParser
         }
 
         return false;
+    }
+
+    /// <summary>The <c>tollgate</c> member (routing constraints) and where it sits, so the body sent upstream can leave it out.</summary>
+    private static bool TryReadTollgateMember(ref Utf8JsonReader reader, out Routing.RequestConstraints constraints, out Range? member, out RequestError? error)
+    {
+        var start = (int)reader.TokenStartIndex;
+        if (!TollgateMemberReader.TryRead(ref reader, out constraints, out error))
+        {
+            member = null;
+            return false;
+        }
+
+        member = start..(int)reader.BytesConsumed;
+        return true;
+    }
+
+    /// <summary>The <c>model</c> member: its value, and where its token sits so it can be replaced in place.</summary>
+    private static bool TryReadModel(ref Utf8JsonReader reader, out string? model, out Range token, out RequestError? error)
+    {
+        reader.Read();
+        if (reader.TokenType != JsonTokenType.String)
+        {
+            model = null;
+            token = default;
+            return Fail(out error, "'model' must be a string naming a model.", "model", "invalid_type");
+        }
+
+        model = reader.GetString();
+        token = new Range((int)reader.TokenStartIndex, (int)reader.BytesConsumed);
+        error = null;
+        return true;
     }
 
     private static bool Fail(out RequestError? error, string message, string? param, string code)
