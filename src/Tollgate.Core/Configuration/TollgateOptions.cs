@@ -206,6 +206,22 @@ public sealed record ServerOptions
 
 public sealed record StorageOptions
 {
+    public const string Sqlite = "sqlite";
+    public const string Postgres = "postgres";
+
+    /// <summary>
+    /// <c>sqlite</c> (default): the embedded file under <see cref="DataDirectory"/>, for one instance.
+    /// <c>postgres</c>: a PostgreSQL database that several instances share (keys, tenants, ledger, invoices).
+    /// </summary>
+    public string Database { get; init; } = Sqlite;
+
+    /// <summary>
+    /// The environment variable (or <c>.env</c> entry) holding the PostgreSQL connection string, either
+    /// <c>Host=...;Username=...;Password=...;Database=...</c> or a <c>postgres://user:password@host:port/database</c>
+    /// URL. Default <c>TOLLGATE_POSTGRES</c>. The string itself never goes in the file: it carries a password.
+    /// </summary>
+    public string ConnectionStringEnv { get; init; } = "TOLLGATE_POSTGRES";
+
     /// <summary>Directory of the embedded SQLite database. Default <c>./data</c>.</summary>
     public string DataDirectory { get; init; } = "data";
 

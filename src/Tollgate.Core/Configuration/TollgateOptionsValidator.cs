@@ -171,6 +171,16 @@ public static class TollgateOptionsValidator
             errors.Add("storage:dataDirectory: must not be empty");
         }
 
+        if (options.Storage.Database is not (StorageOptions.Sqlite or StorageOptions.Postgres))
+        {
+            errors.Add($"storage:database: must be '{StorageOptions.Sqlite}' or '{StorageOptions.Postgres}', got '{options.Storage.Database}'");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Storage.ConnectionStringEnv))
+        {
+            errors.Add("storage:connectionStringEnv: must not be empty");
+        }
+
         return errors;
     }
 

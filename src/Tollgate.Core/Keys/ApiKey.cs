@@ -125,6 +125,12 @@ public interface IKeyStore
 
     Task SetAdminKeyHashAsync(string hash, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Stores the admin key hash only when none is stored yet; false when one already was (another instance sharing
+    /// the database made its admin key first).
+    /// </summary>
+    Task<bool> TryInitializeAdminKeyHashAsync(string hash, CancellationToken cancellationToken);
+
     /// <summary>A number that changes whenever a key or a tenant changes, in this process or another (the CLI).</summary>
     Task<long> GetChangeStampAsync(CancellationToken cancellationToken);
 }

@@ -116,6 +116,9 @@ public static class Money
 
     /// <summary>The exact USD amount of a picodollar column summed in two parts (see <see cref="SumSplitBits"/>).</summary>
     public static decimal SumToUsd(long highSum, long lowSum) => ((highSum * SplitFactor) + lowSum) / PicoPerUsd;
+
+    /// <summary>An exact sum of picodollars (a database's arbitrary-precision <c>sum()</c>) in USD.</summary>
+    public static decimal PicoSumToUsd(decimal picoSum) => picoSum / PicoPerUsd;
 }
 
 /// <summary>Dimensions a usage report can be grouped by.</summary>

@@ -3,7 +3,6 @@ using Tollgate.Billing;
 using Tollgate.Server.Auth;
 using Tollgate.Server.Endpoints.Admin;
 using Tollgate.Server.Errors;
-using Tollgate.Storage.Sqlite;
 
 namespace Tollgate.Server.Billing;
 
@@ -19,7 +18,6 @@ internal static class BillingEndpoints
     public static IServiceCollection AddBilling(this IServiceCollection services)
     {
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, BillingJsonContext.Default));
-        services.AddSingleton<IBillingStore>(sp => new SqliteBillingStore(sp.GetRequiredService<SqliteDatabase>()));
         services.AddSingleton<BillingService>();
         return services;
     }

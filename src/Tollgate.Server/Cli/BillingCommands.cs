@@ -6,7 +6,6 @@ using Tollgate.Configuration;
 using Tollgate.Routing;
 using Tollgate.Server.Billing;
 using Tollgate.Server.Hosting;
-using Tollgate.Storage.Sqlite;
 
 namespace Tollgate.Server.Cli;
 
@@ -229,11 +228,18 @@ internal static class BillingCommands
             return 2;
         }
 
-        var database = new SqliteDatabase(GatewayStartup.ResolveDataDirectory(result.GetValue<string?>("--data-dir"), options));
-        await database.MigrateAsync(cancellationToken).ConfigureAwait(false);
-        using var catalog = Catalog.Build(options, secrets, TimeProvider.System);
-        var billing = new BillingService(new SqliteBillingStore(database), new SqliteTenantStore(database, TimeProvider.System), options, catalog, TimeProvider.System);
-        return await action(billing).ConfigureAwait(false);
+        var (storage, exitCode) = await TollgateCommandLine.OpenStorageAsync(options, secrets, GatewayStartup.ResolveDataDirectory(result.GetValue<string?>("--data-dir"), options), error, cancellationToken).ConfigureAwait(false);
+        if (storage is null)
+        {
+            return exitCode;
+        }
+
+        await using (storage.ConfigureAwait(false))
+        {
+            using var catalog = Catalog.Build(options, secrets, TimeProvider.System);
+            var billing = new BillingService(storage.Billing, storage.Tenants, options, catalog, TimeProvider.System);
+            return await action(billing).ConfigureAwait(false);
+        }
     }
 }
 

@@ -1,12 +1,15 @@
 using System.CommandLine;
+using System.Data.Common;
 using System.Text.Json;
 using Tollgate.Configuration;
 using Tollgate.Keys;
+using Tollgate.Metering;
 using Tollgate.Server.Endpoints.Admin;
 using Tollgate.Server.Endpoints.Usage;
 using Tollgate.Server.Hosting;
 using Tollgate.Server.Json;
-using Tollgate.Storage.Sqlite;
+using Tollgate.Storage;
+using Tollgate.Tenancy;
 
 namespace Tollgate.Server.Cli;
 
@@ -80,7 +83,23 @@ public static class TollgateCommandLine
         };
 
         IoScheduling.ConfigureProcess(options.Server);
-        var adminHash = await GatewayStartup.PrepareAsync(settings, key => AnnounceAdminKey(output, key), cancellationToken).ConfigureAwait(false);
+        string adminHash;
+        try
+        {
+            adminHash = await GatewayStartup.PrepareAsync(settings, key => AnnounceAdminKey(output, key), cancellationToken).ConfigureAwait(false);
+        }
+        catch (TollgateConfigurationException ex)
+        {
+            error.WriteLine(ex.Message);
+            return 2;
+        }
+        catch (DbException ex)
+        {
+            // The driver's reason names the server and the failure (refused, authentication, missing database), never a password.
+            error.WriteLine($"The database could not be opened: {ex.Message}");
+            return 1;
+        }
+
         await using var app = GatewayHost.Build(settings, adminHash);
         await app.RunAsync(cancellationToken).ConfigureAwait(false);
         return 0;
@@ -359,25 +378,64 @@ public static class TollgateCommandLine
         return config;
     }
 
-    private static Task<int> WithStoreAsync(ParseResult result, TextWriter error, Func<SqliteKeyStore, Task<int>> action, CancellationToken cancellationToken) =>
+    private static Task<int> WithStoreAsync(ParseResult result, TextWriter error, Func<IKeyStore, Task<int>> action, CancellationToken cancellationToken) =>
         WithStoresAsync(result, error, stores => action(stores.Keys), cancellationToken);
 
     private static async Task<int> WithStoresAsync(ParseResult result, TextWriter error, Func<CliStores, Task<int>> action, CancellationToken cancellationToken)
     {
-        if (!TryLoad(result, error, out var options, out _))
+        if (!TryLoad(result, error, out var options, out var secrets))
         {
             return 2;
         }
 
-        var database = new SqliteDatabase(GatewayStartup.ResolveDataDirectory(result.GetValue(DataDirOption), options));
-        await database.MigrateAsync(cancellationToken).ConfigureAwait(false);
-        using var keys = new SqliteKeyStore(database, TimeProvider.System);
-        await using var ledger = new SqliteLedgerStore(database);
-        return await action(new CliStores(options, keys, new SqliteTenantStore(database, TimeProvider.System), ledger)).ConfigureAwait(false);
+        var (storage, exitCode) = await OpenStorageAsync(options, secrets, GatewayStartup.ResolveDataDirectory(result.GetValue(DataDirOption), options), error, cancellationToken).ConfigureAwait(false);
+        if (storage is null)
+        {
+            return exitCode;
+        }
+
+        await using (storage.ConfigureAwait(false))
+        {
+            return await action(new CliStores(options, storage.Keys, storage.Tenants, storage.Ledger)).ConfigureAwait(false);
+        }
     }
 
+    /// <summary>
+    /// Opens and migrates the configured database for a management verb. A missing connection string (exit code 2)
+    /// or a database that cannot be reached (1) is one line on <paramref name="error"/>, not a stack trace.
+    /// </summary>
+    internal static async Task<(GatewayStorage? Storage, int ExitCode)> OpenStorageAsync(TollgateOptions options, SecretSource secrets, string dataDirectory, TextWriter error, CancellationToken cancellationToken)
+    {
+        GatewayStorage storage;
+        try
+        {
+            storage = GatewayStartup.OpenStorage(options, secrets, dataDirectory, TimeProvider.System);
+        }
+        catch (TollgateConfigurationException ex)
+        {
+            error.WriteLine(ex.Message);
+            return (null, 2);
+        }
+
+        try
+        {
+            await storage.MigrateAsync(cancellationToken).ConfigureAwait(false);
+            return (storage, 0);
+        }
+        catch (DbException ex)
+        {
+            error.WriteLine(DatabaseUnavailable(storage, ex));
+            await storage.DisposeAsync().ConfigureAwait(false);
+            return (null, 1);
+        }
+    }
+
+    /// <summary>The database's location and the driver's reason; neither carries a password.</summary>
+    internal static string DatabaseUnavailable(GatewayStorage storage, DbException ex) =>
+        $"The database could not be opened ({storage.Description}): {ex.Message}";
+
     /// <summary>What a management verb works on: the same database a running server uses.</summary>
-    private sealed record CliStores(TollgateOptions Options, SqliteKeyStore Keys, SqliteTenantStore Tenants, SqliteLedgerStore Ledger);
+    private sealed record CliStores(TollgateOptions Options, IKeyStore Keys, ITenantStore Tenants, ILedgerStore Ledger);
 
     private static bool TryLoad(ParseResult result, TextWriter error, out TollgateOptions options, out SecretSource secrets)
     {

@@ -164,7 +164,7 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
             await ledger.CommitAsync(entry).ConfigureAwait(false);
             committed = true;
         }
-        catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or IOException or InvalidOperationException)
+        catch (Exception ex) when (ex is System.Data.Common.DbException or IOException or InvalidOperationException or TimeoutException)
         {
             committed = false;
         }

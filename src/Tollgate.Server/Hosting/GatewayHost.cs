@@ -1,7 +1,5 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging.Console;
-using Tollgate.Keys;
-using Tollgate.Metering;
 using Tollgate.Providers;
 using Tollgate.Providers.Anthropic;
 using Tollgate.Providers.Gemini;
@@ -17,7 +15,7 @@ using Tollgate.Server.Endpoints.OpenAI;
 using Tollgate.Server.Endpoints.Usage;
 using Tollgate.Server.Json;
 using Tollgate.Server.Metering;
-using Tollgate.Storage.Sqlite;
+using Tollgate.Storage;
 using Tollgate.Tenancy;
 
 namespace Tollgate.Server.Hosting;
@@ -70,10 +68,11 @@ public static class GatewayHost
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IProviderAdapter, AnthropicAdapter>());
         services.AddSingleton<GatewayDispatcher>();
         services.AddSingleton<AnswerVerifier>();
-        services.AddSingleton(new SqliteDatabase(settings.DataDirectory));
-        services.AddSingleton<IKeyStore, SqliteKeyStore>();
-        services.AddSingleton<ITenantStore, SqliteTenantStore>();
-        services.AddSingleton<ILedgerStore>(sp => new SqliteLedgerStore(sp.GetRequiredService<SqliteDatabase>(), settings.Options.Storage.LedgerFsync));
+        services.AddSingleton(_ => GatewayStartup.OpenStorage(settings.Options, settings.Secrets, settings.DataDirectory, settings.Time));
+        services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Keys);
+        services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Tenants);
+        services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Ledger);
+        services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Billing);
         services.AddSingleton<UsageLimiter>();
         services.AddSingleton<LedgerWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());

@@ -1,7 +1,8 @@
 using Tollgate.Configuration;
 using Tollgate.Keys;
 using Tollgate.Metering;
-using Tollgate.Storage.Sqlite;
+using Tollgate.Storage;
+using Tollgate.Storage.Postgres;
 
 namespace Tollgate.Server.Hosting;
 
@@ -79,9 +80,16 @@ public static class GatewayStartup
 
         var key = ApiKeys.NewSecret(ApiKeys.AdminPrefix);
         var hash = ApiKeys.Hash(key);
-        await store.SetAdminKeyHashAsync(hash, cancellationToken).ConfigureAwait(false);
-        announce(key);
-        return hash;
+        if (await store.TryInitializeAdminKeyHashAsync(hash, cancellationToken).ConfigureAwait(false))
+        {
+            announce(key);
+            return hash;
+        }
+
+        // Another instance sharing the database stored its admin key between the read above and now: that key stands
+        // (it printed it), and this instance must not print one that would not work.
+        return await store.GetAdminKeyHashAsync(cancellationToken).ConfigureAwait(false)
+            ?? throw new InvalidOperationException("The admin key hash vanished while it was being initialised.");
     }
 
     /// <summary>
@@ -91,11 +99,39 @@ public static class GatewayStartup
     public static async Task<string> PrepareAsync(GatewaySettings settings, Action<string> announceAdminKey, CancellationToken cancellationToken)
     {
         var vocabulary = Task.Run(TokenEstimator.LoadVocabulary, cancellationToken);
-        var database = new SqliteDatabase(settings.DataDirectory);
-        await database.MigrateAsync(cancellationToken).ConfigureAwait(false);
-        using var store = new SqliteKeyStore(database, settings.Time);
-        var adminKeyHash = await ResolveAdminKeyHashAsync(store, settings.Secrets, announceAdminKey, cancellationToken).ConfigureAwait(false);
+        await using var storage = OpenStorage(settings.Options, settings.Secrets, settings.DataDirectory, settings.Time);
+        await storage.MigrateAsync(cancellationToken).ConfigureAwait(false);
+        var adminKeyHash = await ResolveAdminKeyHashAsync(storage.Keys, settings.Secrets, announceAdminKey, cancellationToken).ConfigureAwait(false);
         await vocabulary.ConfigureAwait(false);
         return adminKeyHash;
+    }
+
+    /// <summary>
+    /// The database <c>storage.database</c> names: the SQLite file under <paramref name="dataDirectory"/>, or the
+    /// PostgreSQL database whose connection string is in the variable <c>storage.connectionStringEnv</c> names.
+    /// Throws <see cref="TollgateConfigurationException"/> when that variable is missing or unreadable.
+    /// </summary>
+    public static GatewayStorage OpenStorage(TollgateOptions options, SecretSource secrets, string dataDirectory, TimeProvider time)
+    {
+        var storage = options.Storage;
+        if (storage.Database != StorageOptions.Postgres)
+        {
+            return GatewayStorage.Sqlite(dataDirectory, time, storage.LedgerFsync);
+        }
+
+        var variable = storage.ConnectionStringEnv;
+        if (secrets.Get(variable) is not { Length: > 0 } value)
+        {
+            throw new TollgateConfigurationException([$"storage:database: is '{StorageOptions.Postgres}', but {variable} (storage:connectionStringEnv) is not set in the environment or .env"]);
+        }
+
+        try
+        {
+            return GatewayStorage.Postgres(PostgresConnectionString.Normalize(value), time);
+        }
+        catch (FormatException ex)
+        {
+            throw new TollgateConfigurationException([$"{variable} (storage:connectionStringEnv): {ex.Message}"]);
+        }
     }
 }

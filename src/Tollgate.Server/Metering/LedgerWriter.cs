@@ -68,7 +68,7 @@ internal sealed class LedgerWriter(ILedgerStore store, UsageLimiter limiter, Gat
                     pending.Done.TrySetResult();
                 }
             }
-            catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or IOException or InvalidOperationException)
+            catch (Exception ex) when (ex is System.Data.Common.DbException or IOException or InvalidOperationException or TimeoutException)
             {
                 // Documented boundary: the failure goes to every waiting request, which answers 500 instead of an unrecorded 200.
                 Log.LedgerWriteFailed(logger, ex, batch.Count);

@@ -119,6 +119,16 @@ public sealed class SqliteKeyStore(SqliteDatabase database, TimeProvider time) :
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    public async Task<bool> TryInitializeAdminKeyHashAsync(string hash, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO settings (name, value) VALUES ($name, $value) ON CONFLICT(name) DO NOTHING";
+        command.Parameters.AddWithValue("$name", AdminKeySetting);
+        command.Parameters.AddWithValue("$value", hash);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
     /// <summary>The <c>auth_version</c> counter that triggers on <c>api_keys</c> and <c>tenants</c> bump (migration 2).</summary>
     public async Task<long> GetChangeStampAsync(CancellationToken cancellationToken)
     {
@@ -138,7 +148,9 @@ public sealed class SqliteKeyStore(SqliteDatabase database, TimeProvider time) :
 
     public void Dispose()
     {
+        // Idempotent: the host's container and GatewayStorage may both dispose the store.
         _stampConnection?.Dispose();
+        _stampConnection = null;
         _stampGate.Dispose();
     }
 

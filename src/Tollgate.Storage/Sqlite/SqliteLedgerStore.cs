@@ -18,6 +18,7 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
     private readonly WalCheckpointer _checkpoints = new(database);
     private SqliteConnection? _writer;
     private LedgerInsertStatement? _insert;
+    private bool _disposed;
 
     public async Task AppendAsync(IReadOnlyList<LedgerEntry> entries, CancellationToken cancellationToken)
     {
@@ -175,6 +176,13 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
 
     public async ValueTask DisposeAsync()
     {
+        // The host's container and GatewayStorage may both dispose the store.
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
         _insert?.Dispose();
         await _checkpoints.DrainAsync().ConfigureAwait(false);
         _checkpoints.Dispose();

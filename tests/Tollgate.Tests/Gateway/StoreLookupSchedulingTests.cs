@@ -147,6 +147,8 @@ public sealed class StoreLookupSchedulingTests
 
         public Task SetAdminKeyHashAsync(string hash, CancellationToken cancellationToken) => inner.SetAdminKeyHashAsync(hash, cancellationToken);
 
+        public Task<bool> TryInitializeAdminKeyHashAsync(string hash, CancellationToken cancellationToken) => inner.TryInitializeAdminKeyHashAsync(hash, cancellationToken);
+
         public Task<long> GetChangeStampAsync(CancellationToken cancellationToken) => inner.GetChangeStampAsync(cancellationToken);
     }
 

@@ -1,0 +1,104 @@
+using Tollgate.Billing;
+using Tollgate.Keys;
+using Tollgate.Metering;
+using Tollgate.Storage.Postgres;
+using Tollgate.Storage.Sqlite;
+using Tollgate.Tenancy;
+
+namespace Tollgate.Storage;
+
+/// <summary>
+/// The four stores of one database, opened together: the embedded SQLite file (one instance) or a PostgreSQL
+/// database (several instances sharing keys, tenants, the ledger and invoices). Everything above this class
+/// sees only the store interfaces. Disposing it disposes the stores; disposing a store twice is harmless.
+/// </summary>
+public sealed class GatewayStorage : IAsyncDisposable
+{
+    private readonly Func<CancellationToken, Task> _migrate;
+    private readonly IAsyncDisposable? _database;
+    private bool _disposed;
+
+    private GatewayStorage(string description, bool shared, IKeyStore keys, ITenantStore tenants, ILedgerStore ledger, IBillingStore billing, Func<CancellationToken, Task> migrate, IAsyncDisposable? database)
+    {
+        Description = description;
+        IsShared = shared;
+        Keys = keys;
+        Tenants = tenants;
+        Ledger = ledger;
+        Billing = billing;
+        _migrate = migrate;
+        _database = database;
+    }
+
+    /// <summary>Where the data is, for start-up messages; never contains credentials.</summary>
+    public string Description { get; }
+
+    /// <summary>True when other instances may use the same database (PostgreSQL).</summary>
+    public bool IsShared { get; }
+
+    public IKeyStore Keys { get; }
+
+    public ITenantStore Tenants { get; }
+
+    public ILedgerStore Ledger { get; }
+
+    public IBillingStore Billing { get; }
+
+    public static GatewayStorage Sqlite(string dataDirectory, TimeProvider time, bool ledgerFsync = false)
+    {
+        var database = new SqliteDatabase(dataDirectory);
+        return new GatewayStorage(
+            $"SQLite file {database.FilePath}",
+            shared: false,
+            new SqliteKeyStore(database, time),
+            new SqliteTenantStore(database, time),
+            new SqliteLedgerStore(database, ledgerFsync),
+            new SqliteBillingStore(database),
+            database.MigrateAsync,
+            database: null);
+    }
+
+    public static GatewayStorage Postgres(string connectionString, TimeProvider time)
+    {
+        var database = new PostgresDatabase(connectionString);
+        return new GatewayStorage(
+            database.Description,
+            shared: true,
+            new PostgresKeyStore(database, time),
+            new PostgresTenantStore(database, time),
+            new PostgresLedgerStore(database),
+            new PostgresBillingStore(database),
+            database.MigrateAsync,
+            database);
+    }
+
+    /// <summary>Creates or upgrades the schema. Safe to run from several instances at once.</summary>
+    public Task MigrateAsync(CancellationToken cancellationToken) => _migrate(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        foreach (var store in new object[] { Keys, Tenants, Ledger, Billing })
+        {
+            switch (store)
+            {
+                case IAsyncDisposable asyncDisposable:
+                    await asyncDisposable.DisposeAsync().ConfigureAwait(false);
+                    break;
+                case IDisposable disposable:
+                    disposable.Dispose();
+                    break;
+            }
+        }
+
+        if (_database is not null)
+        {
+            await _database.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,193 @@
+using System.Globalization;
+using Npgsql;
+
+namespace Tollgate.Storage.Postgres;
+
+/// <summary>
+/// A PostgreSQL database shared by several gateway instances: keys, tenants, the usage ledger and invoices.
+/// One pooled <see cref="NpgsqlDataSource"/> per process. Migrations are applied in order at start, each once,
+/// under an advisory lock so instances that start together do not race each other through them.
+/// </summary>
+public sealed class PostgresDatabase : IAsyncDisposable
+{
+    /// <summary>Any constant works; it names the migration lock among the database's advisory locks.</summary>
+    private const long MigrationLock = 0x546f6c6c67617465; // "Tollgate"
+
+    /// <summary>Ordered, append-only. Never edit a shipped migration; add a new one.</summary>
+    private static readonly (int Version, string Name, string Sql)[] Migrations =
+    [
+        (1, "keys, tenants, ledger, invoices", """
+            CREATE TABLE settings (
+                name   text PRIMARY KEY,
+                value  text NOT NULL
+            );
+
+            CREATE TABLE tenants (
+                id          text PRIMARY KEY,
+                name        text NOT NULL,
+                plan        text NULL,
+                suspended   boolean NOT NULL DEFAULT false,
+                created_at  timestamptz NOT NULL
+            );
+            -- Keys made without a tenant belong to the default tenant, which has no plan (no limits).
+            INSERT INTO tenants (id, name, plan, suspended, created_at) VALUES ('default', 'default', NULL, false, now());
+
+            CREATE TABLE api_keys (
+                id                  text PRIMARY KEY,
+                name                text NOT NULL,
+                prefix              text NOT NULL,
+                hash                text NOT NULL UNIQUE,
+                created_at          timestamptz NOT NULL,
+                revoked_at          timestamptz NULL,
+                tenant_id           text NOT NULL REFERENCES tenants (id),
+                monthly_tokens      bigint NULL,
+                monthly_budget_usd  numeric NULL,
+                rpm                 integer NULL,
+                tpm                 integer NULL,
+                models              text NULL,              -- newline-separated allow-list
+                expires_at          timestamptz NULL
+            );
+            CREATE INDEX api_keys_tenant ON api_keys (tenant_id);
+
+            -- A counter bumped by every change to keys or tenants: what every running instance polls to drop its
+            -- caches. Ledger writes (constant) do not touch it, so they never look like key changes.
+            INSERT INTO settings (name, value) VALUES ('auth_version', '0');
+            CREATE FUNCTION tollgate_bump_auth_version() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE settings SET value = (value::bigint + 1)::text WHERE name = 'auth_version';
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER api_keys_changed AFTER INSERT OR UPDATE OR DELETE ON api_keys
+                FOR EACH STATEMENT EXECUTE FUNCTION tollgate_bump_auth_version();
+            CREATE TRIGGER tenants_changed AFTER INSERT OR UPDATE OR DELETE ON tenants
+                FOR EACH STATEMENT EXECUTE FUNCTION tollgate_bump_auth_version();
+
+            -- One row per request (and per extra billed attempt). Money in integer picodollars, summed by
+            -- PostgreSQL as exact numeric; times in Unix milliseconds (UTC), as in the embedded database.
+            CREATE TABLE ledger (
+                seq               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                request_id        text NOT NULL,
+                ts_ms             bigint NOT NULL,
+                tenant_id         text NOT NULL,
+                key_id            text NOT NULL,
+                model             text NOT NULL,
+                route             text NULL,
+                provider          text NULL,
+                deployment        text NULL,
+                attempts          integer NOT NULL,
+                input_uncached    bigint NOT NULL,
+                input_cached      bigint NOT NULL,
+                cache_write_5m    bigint NOT NULL,
+                cache_write_1h    bigint NOT NULL,
+                output_text       bigint NOT NULL,
+                output_reasoning  bigint NOT NULL,
+                usage_source      text NULL,
+                cost_pusd         bigint NULL,
+                price_pusd        bigint NOT NULL,
+                first_byte_ms     bigint NULL,
+                total_ms          bigint NOT NULL,
+                status            integer NOT NULL,
+                error_code        text NULL,
+                task              text NULL,
+                baseline_pusd     bigint NULL,
+                attempt_kind      text NULL,                -- null: the request's own row; 'hedge' / 'escalated'
+                escalations       integer NOT NULL DEFAULT 0
+            );
+            CREATE INDEX ledger_tenant_time ON ledger (tenant_id, ts_ms);
+            CREATE INDEX ledger_time ON ledger (ts_ms);
+
+            -- One row per issued invoice version; issued invoices never change (a re-issue is a new version).
+            CREATE TABLE invoices (
+                id              text PRIMARY KEY,           -- inv_{yyyy-MM}_{tenant}_{version}
+                tenant_id       text NOT NULL,
+                month           text NOT NULL,              -- yyyy-MM (UTC calendar month)
+                version         integer NOT NULL,
+                issued_at       timestamptz NOT NULL,
+                total_due_usd   numeric NOT NULL,
+                document        text NOT NULL,
+                UNIQUE (tenant_id, month, version)
+            );
+            CREATE INDEX invoices_month ON invoices (month, tenant_id);
+            CREATE FUNCTION tollgate_invoices_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION 'issued invoices are immutable and kept; re-issue makes a new version';
+            END $$;
+            CREATE TRIGGER invoices_immutable BEFORE UPDATE OR DELETE ON invoices
+                FOR EACH ROW EXECUTE FUNCTION tollgate_invoices_immutable();
+            """),
+    ];
+
+    private readonly NpgsqlDataSource _source;
+
+    public PostgresDatabase(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+
+        // Sessions run in UTC so that nothing the server formats depends on its own time zone setting.
+        builder.Timezone ??= "UTC";
+        builder.ApplicationName ??= "tollgate";
+        _source = NpgsqlDataSource.Create(builder);
+        Description = $"PostgreSQL database '{builder.Database}' on {builder.Host}:{builder.Port}";
+    }
+
+    /// <summary>Where the data is, for start-up messages: host, port and database, never the credentials.</summary>
+    public string Description { get; }
+
+    public ValueTask<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken) =>
+        _source.OpenConnectionAsync(cancellationToken);
+
+    /// <summary>Applies pending migrations, each in its own transaction, holding the migration lock throughout.</summary>
+    public async Task MigrateAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (var lockCommand = new NpgsqlCommand("SELECT pg_advisory_lock($1)", connection))
+        {
+            lockCommand.Parameters.Add(new NpgsqlParameter<long> { TypedValue = MigrationLock });
+            await lockCommand.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        try
+        {
+            await using (var setup = new NpgsqlCommand(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)", connection))
+            {
+                await setup.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            foreach (var (version, name, sql) in Migrations)
+            {
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await using (var check = new NpgsqlCommand("SELECT count(*) FROM schema_migrations WHERE version = $1", connection, transaction))
+                {
+                    check.Parameters.Add(new NpgsqlParameter<int> { TypedValue = version });
+                    if (Convert.ToInt64(await check.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture) > 0)
+                    {
+                        continue;
+                    }
+                }
+
+                await using (var migrate = new NpgsqlCommand(sql, connection, transaction))
+                {
+                    await migrate.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                await using (var record = new NpgsqlCommand("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())", connection, transaction))
+                {
+                    record.Parameters.Add(new NpgsqlParameter<int> { TypedValue = version });
+                    record.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
+                    await record.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            await using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock($1)", connection);
+            unlock.Parameters.Add(new NpgsqlParameter<long> { TypedValue = MigrationLock });
+            await unlock.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    public ValueTask DisposeAsync() => _source.DisposeAsync();
+}

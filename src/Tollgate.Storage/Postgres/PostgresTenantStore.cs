@@ -1,0 +1,62 @@
+using Npgsql;
+using NpgsqlTypes;
+using Tollgate.Tenancy;
+
+namespace Tollgate.Storage.Postgres;
+
+/// <summary>Tenants in the shared database.</summary>
+public sealed class PostgresTenantStore(PostgresDatabase database, TimeProvider time) : ITenantStore
+{
+    private const string Columns = "id, name, plan, suspended, created_at";
+
+    public async Task<Tenant> CreateAsync(string name, string? plan, CancellationToken cancellationToken)
+    {
+        var tenant = new Tenant(Tenant.NewId(), name, plan, false, PostgresKeyStore.ToMicroseconds(time.GetUtcNow()));
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand("INSERT INTO tenants (id, name, plan, suspended, created_at) VALUES ($1, $2, $3, false, $4)", connection);
+        command.Parameters.Add(PostgresKeyStore.Text(tenant.Id));
+        command.Parameters.Add(PostgresKeyStore.Text(tenant.Name));
+        command.Parameters.Add(PostgresKeyStore.Text(plan));
+        command.Parameters.Add(PostgresKeyStore.Time(tenant.CreatedAt));
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return tenant;
+    }
+
+    public async Task<IReadOnlyList<Tenant>> ListAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand($"SELECT {Columns} FROM tenants ORDER BY created_at, id COLLATE \"C\"", connection);
+        var tenants = new List<Tenant>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            tenants.Add(Read(reader));
+        }
+
+        return tenants;
+    }
+
+    public async Task<Tenant?> UpdateAsync(string id, string? plan, bool clearPlan, bool? suspended, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand($"""
+            UPDATE tenants SET
+                plan = CASE WHEN $1 THEN NULL ELSE coalesce($2, plan) END,
+                suspended = coalesce($3, suspended)
+            WHERE id = $4 RETURNING {Columns}
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter<bool> { NpgsqlDbType = NpgsqlDbType.Boolean, TypedValue = clearPlan });
+        command.Parameters.Add(PostgresKeyStore.Text(plan));
+        command.Parameters.Add(new NpgsqlParameter<bool?> { NpgsqlDbType = NpgsqlDbType.Boolean, TypedValue = suspended });
+        command.Parameters.Add(PostgresKeyStore.Text(id));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
+    }
+
+    private static Tenant Read(NpgsqlDataReader reader) => new(
+        reader.GetString(0),
+        reader.GetString(1),
+        reader.IsDBNull(2) ? null : reader.GetString(2),
+        reader.GetBoolean(3),
+        reader.GetFieldValue<DateTimeOffset>(4));
+}
