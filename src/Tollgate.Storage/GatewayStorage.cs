@@ -18,8 +18,9 @@ public sealed class GatewayStorage : IAsyncDisposable
     private readonly IAsyncDisposable? _database;
     private bool _disposed;
 
-    private GatewayStorage(string description, bool shared, IKeyStore keys, ITenantStore tenants, ILedgerStore ledger, IBillingStore billing, Func<CancellationToken, Task> migrate, IAsyncDisposable? database)
+    private GatewayStorage(string description, bool shared, IKeyStore keys, ITenantStore tenants, ILedgerStore ledger, IBillingStore billing, IUsageLimiter limiter, Func<CancellationToken, Task> migrate, IAsyncDisposable? database)
     {
+        Limiter = limiter;
         Description = description;
         IsShared = shared;
         Keys = keys;
@@ -44,6 +45,9 @@ public sealed class GatewayStorage : IAsyncDisposable
 
     public IBillingStore Billing { get; }
 
+    /// <summary>Where limit counters live: in this process beside the embedded file, in the database when it is shared.</summary>
+    public IUsageLimiter Limiter { get; }
+
     public static GatewayStorage Sqlite(string dataDirectory, TimeProvider time, bool ledgerFsync = false)
     {
         var database = new SqliteDatabase(dataDirectory);
@@ -54,6 +58,7 @@ public sealed class GatewayStorage : IAsyncDisposable
             new SqliteTenantStore(database, time),
             new SqliteLedgerStore(database, ledgerFsync),
             new SqliteBillingStore(database),
+            new InMemoryUsageLimiter(time),
             database.MigrateAsync,
             database: null);
     }
@@ -68,6 +73,7 @@ public sealed class GatewayStorage : IAsyncDisposable
             new PostgresTenantStore(database, time),
             new PostgresLedgerStore(database),
             new PostgresBillingStore(database),
+            new PostgresUsageLimiter(database, time),
             database.MigrateAsync,
             database);
     }

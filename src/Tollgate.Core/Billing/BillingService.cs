@@ -35,7 +35,7 @@ public sealed class BillingService(IBillingStore store, ITenantStore tenants, To
     {
         var months = new List<DateTimeOffset>();
         var now = time.GetUtcNow();
-        for (var month = UsageLimiter.MonthStart(query.From); month < query.To && month <= now && months.Count <= MaxMarginMonths; month = month.AddMonths(1))
+        for (var month = LimitRules.MonthStart(query.From); month < query.To && month <= now && months.Count <= MaxMarginMonths; month = month.AddMonths(1))
         {
             months.Add(month);
         }

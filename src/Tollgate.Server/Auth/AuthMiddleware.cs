@@ -43,10 +43,20 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
                 return;
             }
 
-            var key = remembered
-                ?? (token is not null
-                    ? await keys.FindActiveAsync(token, context.RequestAborted).ConfigureAwait(false)
-                    : await keys.FindActiveByHashAsync(sessionKeyHash!, context.RequestAborted).ConfigureAwait(false));
+            ApiKeyRecord? key;
+            try
+            {
+                key = remembered
+                    ?? (token is not null
+                        ? await keys.FindActiveAsync(token, context.RequestAborted).ConfigureAwait(false)
+                        : await keys.FindActiveByHashAsync(sessionKeyHash!, context.RequestAborted).ConfigureAwait(false));
+            }
+            catch (Exception ex) when (IsDatabaseFailure(ex))
+            {
+                await KeysUnavailableAsync(context).ConfigureAwait(false);
+                return;
+            }
+
             if (key is null)
             {
                 metrics.AuthRefused("v1", "invalid_api_key");
@@ -75,7 +85,17 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
                 return;
             }
 
-            var tenant = await tenants.FindAsync(key.TenantId, context.RequestAborted).ConfigureAwait(false);
+            Tenant? tenant;
+            try
+            {
+                tenant = await tenants.FindAsync(key.TenantId, context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsDatabaseFailure(ex))
+            {
+                await KeysUnavailableAsync(context).ConfigureAwait(false);
+                return;
+            }
+
             if (tenant is null || tenant.Suspended)
             {
                 metrics.AuthRefused("v1", "tenant_suspended");
@@ -124,6 +144,25 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
         }
 
         await next(context).ConfigureAwait(false);
+    }
+
+    private static bool IsDatabaseFailure(Exception ex) => ex is System.Data.Common.DbException or IOException or TimeoutException;
+
+    /// <summary>
+    /// A key not in the cache, or the tenants, could not be read (a shared database that is unreachable): the key is
+    /// neither accepted nor called wrong, and the client is told to retry.
+    /// </summary>
+    private Task KeysUnavailableAsync(HttpContext context)
+    {
+        metrics.AuthRefused("v1", "keys_unavailable");
+        context.Response.Headers.RetryAfter = "1";
+        return OpenAIError.WriteAsync(
+            context,
+            StatusCodes.Status503ServiceUnavailable,
+            "The gateway cannot check API keys right now: its database is unreachable. Try again shortly.",
+            OpenAIError.Api,
+            null,
+            "keys_unavailable");
     }
 
     /// <summary>The refusal of an address that sent too many wrong admin keys (<see cref="KeyGuessLimiter"/>).</summary>

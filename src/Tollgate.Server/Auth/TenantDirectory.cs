@@ -21,7 +21,15 @@ internal sealed class TenantDirectory(ITenantStore store, TollgateOptions option
     public async ValueTask<Tenant?> FindAsync(string id, CancellationToken cancellationToken)
     {
         var snapshot = _snapshot ?? await LoadAsync(cancellationToken).ConfigureAwait(false);
-        return snapshot.GetValueOrDefault(id);
+        if (snapshot.TryGetValue(id, out var tenant))
+        {
+            return tenant;
+        }
+
+        // The id comes from a key just read from the database, so the tenant exists: it was made after this snapshot,
+        // by the CLI or another instance, before the watcher's next poll. Read the tenants again, once.
+        Interlocked.CompareExchange(ref _snapshot, null, snapshot);
+        return (await LoadAsync(cancellationToken).ConfigureAwait(false)).GetValueOrDefault(id);
     }
 
     /// <summary>The tenant's plan; null when it has none (or names a plan removed from the configuration, which then limits nothing).</summary>

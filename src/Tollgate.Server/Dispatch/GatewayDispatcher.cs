@@ -35,7 +35,7 @@ internal sealed partial class GatewayDispatcher
     private readonly ILogger<GatewayDispatcher> _logger;
     private readonly long _maxBodyBytes;
     private readonly TimeSpan _streamIdleTimeout;
-    private readonly UsageLimiter _limiter;
+    private readonly IUsageLimiter _limiter;
     private readonly LedgerWriter _ledger;
     private readonly AnswerVerifier _verifier;
     private readonly TaskClassifier _classifier;
@@ -45,7 +45,7 @@ internal sealed partial class GatewayDispatcher
         Catalog catalog,
         IEnumerable<IProviderAdapter> adapters,
         TollgateOptions options,
-        UsageLimiter limiter,
+        IUsageLimiter limiter,
         LedgerWriter ledger,
         AnswerVerifier verifier,
         GatewayMetrics metrics,
@@ -141,7 +141,7 @@ internal sealed partial class GatewayDispatcher
             }
             finally
             {
-                accounting.ReleaseIfUncommitted();
+                await accounting.ReleaseIfUncommittedAsync().ConfigureAwait(false);
             }
         }
     }
@@ -156,7 +156,21 @@ internal sealed partial class GatewayDispatcher
         var caller = accounting.Caller;
         var limited = caller.Plan is not null || caller.Key.Limits is not null;
         var (tokens, cost) = limited ? ReservationEstimate.Of(request, plan) : (0L, 0m);
-        var decision = _limiter.TryReserve(caller.Key, caller.Plan, tokens, cost, out var reservation);
+        LimitOutcome outcome;
+        try
+        {
+            outcome = await _limiter.TryReserveAsync(caller.Key, caller.Plan, tokens, cost, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RequestAccounting.IsStorageFailure(ex) && !context.RequestAborted.IsCancellationRequested)
+        {
+            // Limits kept in a database that cannot be reached: fail closed, the request reaches no provider.
+            await FailAsync(context, accounting, StatusCodes.Status503ServiceUnavailable,
+                "The gateway cannot check this key's limits right now (its database is unreachable). Try again shortly.",
+                OpenAIError.Api, null, "limits_unavailable").ConfigureAwait(false);
+            return false;
+        }
+
+        var (decision, reservation) = outcome;
         if (decision.Allowed)
         {
             accounting.Reservation = reservation;

@@ -13,7 +13,7 @@ namespace Tollgate.Server.Dispatch;
 /// the end. <see cref="CommitAsync"/> settles (or releases) the limit reservation and waits until the row
 /// is committed: callers write their last bytes only after that.
 /// </summary>
-internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature caller, UsageLimiter limiter, LedgerWriter ledger, GatewayMetrics metrics, TimeProvider time)
+internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature caller, IUsageLimiter limiter, LedgerWriter ledger, GatewayMetrics metrics, TimeProvider time)
 {
     private readonly long _started = time.GetTimestamp();
     private readonly long _timestampMs = time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -57,17 +57,24 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
     /// failed its check): same request id, its provider cost, no tenant price, and never counted as a request.
     /// Its cost is added to the tenant's month-to-date spend so budgets see it.
     /// </summary>
-    public Task CommitExtraAsync(Deployment deployment, MeteredUsage usage, LedgerAttemptKind kind, long firstByteMs)
+    public async Task CommitExtraAsync(Deployment deployment, MeteredUsage usage, LedgerAttemptKind kind, long firstByteMs)
     {
         var cost = CostCalculator.Cost(deployment.Prices, usage.Buckets);
         if (Reservation is { } reservation)
         {
-            limiter.AddExtraCost(reservation, cost ?? 0m);
+            try
+            {
+                await limiter.AddExtraCostAsync(reservation, cost ?? 0m).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsStorageFailure(ex))
+            {
+                // The row below still records the cost; only the budget counter misses it.
+            }
         }
 
         metrics.ExtraAttempt(deployment, usage, cost);
 
-        return ledger.CommitAsync(new LedgerEntry
+        await ledger.CommitAsync(new LedgerEntry
         {
             RequestId = context.TraceIdentifier,
             TimestampMs = _timestampMs,
@@ -89,17 +96,28 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
             ErrorCode = kind == LedgerAttemptKind.Hedge ? "hedge_cancelled" : "escalated",
             Task = Task,
             AttemptKind = kind,
-        });
+        }).ConfigureAwait(false);
     }
 
     /// <summary>Gives the reservation back when the request ended without a row (an unexpected exception).</summary>
-    public void ReleaseIfUncommitted()
+    public async ValueTask ReleaseIfUncommittedAsync()
     {
         if (!_committed && Reservation is { } reservation)
         {
-            limiter.Release(reservation);
+            try
+            {
+                await limiter.ReleaseAsync(reservation).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsStorageFailure(ex))
+            {
+                // Already on a failure path; an unreachable database's hold expires by itself.
+            }
         }
     }
+
+    /// <summary>What an unreachable or refusing database throws (SQLite, PostgreSQL, the ledger writer stopped).</summary>
+    internal static bool IsStorageFailure(Exception ex) =>
+        ex is System.Data.Common.DbException or IOException or InvalidOperationException or TimeoutException;
 
     /// <summary>
     /// Settles the reservation to <paramref name="usage"/> (null: nothing was used, release it), writes the
@@ -125,12 +143,25 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
         CostUsd = cost;
 
         var price = 0L;
+        var settled = true;
         if (Reservation is { } reservation)
         {
-            price = usage is null ? 0 : limiter.Settle(reservation, usage.Buckets.Total, cost);
-            if (usage is null)
+            try
             {
-                limiter.Release(reservation);
+                if (usage is null)
+                {
+                    await limiter.ReleaseAsync(reservation).ConfigureAwait(false);
+                }
+                else
+                {
+                    price = await limiter.SettleAsync(reservation, usage.Buckets.Total, cost).ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (IsStorageFailure(ex))
+            {
+                // The shared database is unreachable: the hold stays (and expires), and the row below most likely
+                // cannot be written either. Without a settled price the request is not presented as a success.
+                settled = false;
             }
         }
 
@@ -158,13 +189,16 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
             Escalations = Escalations,
         };
 
-        bool committed;
+        var committed = false;
         try
         {
-            await ledger.CommitAsync(entry).ConfigureAwait(false);
-            committed = true;
+            if (settled)
+            {
+                await ledger.CommitAsync(entry).ConfigureAwait(false);
+                committed = true;
+            }
         }
-        catch (Exception ex) when (ex is System.Data.Common.DbException or IOException or InvalidOperationException or TimeoutException)
+        catch (Exception ex) when (IsStorageFailure(ex))
         {
             committed = false;
         }

@@ -16,7 +16,6 @@ using Tollgate.Server.Endpoints.Usage;
 using Tollgate.Server.Json;
 using Tollgate.Server.Metering;
 using Tollgate.Storage;
-using Tollgate.Tenancy;
 
 namespace Tollgate.Server.Hosting;
 
@@ -73,7 +72,7 @@ public static class GatewayHost
         services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Tenants);
         services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Ledger);
         services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Billing);
-        services.AddSingleton<UsageLimiter>();
+        services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Limiter);
         services.AddSingleton<LedgerWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());
         services.AddSingleton<ClientKeyCache>();

@@ -12,7 +12,7 @@ namespace Tollgate.Server.Metering;
 /// about one fsync per batch, not per request. A request writes its last byte only after its row is
 /// committed, so a client that received a whole response always has its row, even if the process is killed.
 /// </summary>
-internal sealed class LedgerWriter(ILedgerStore store, UsageLimiter limiter, GatewayMetrics metrics, TimeProvider time, ILogger<LedgerWriter> logger) : BackgroundService
+internal sealed class LedgerWriter(ILedgerStore store, IUsageLimiter limiter, GatewayMetrics metrics, TimeProvider time, ILogger<LedgerWriter> logger) : BackgroundService
 {
     /// <summary>Rows per transaction at most; bounds the time one commit holds the writer.</summary>
     private const int MaxBatch = 1024;
@@ -34,7 +34,7 @@ internal sealed class LedgerWriter(ILedgerStore store, UsageLimiter limiter, Gat
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
         // Month-to-date usage from the ledger, so a restart does not hand out a fresh budget.
-        limiter.Seed(await store.MonthTotalsAsync(UsageLimiter.MonthStart(time.GetUtcNow()), cancellationToken).ConfigureAwait(false));
+        await limiter.InitializeAsync(store, cancellationToken).ConfigureAwait(false);
         await base.StartAsync(cancellationToken).ConfigureAwait(false);
     }
 

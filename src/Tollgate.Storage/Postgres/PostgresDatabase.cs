@@ -115,6 +115,39 @@ public sealed class PostgresDatabase : IAsyncDisposable
             CREATE TRIGGER invoices_immutable BEFORE UPDATE OR DELETE ON invoices
                 FOR EACH ROW EXECUTE FUNCTION tollgate_invoices_immutable();
             """),
+        (2, "limit counters shared by every instance", """
+            -- Settled usage of one scope ('t:' tenant with a plan, 'k:' key with limits of its own) in one calendar
+            -- month (year * 12 + month, UTC). Made on first use from the ledger; deleted when the scope's plan or limits
+            -- change, so it is made again from the ledger then (usage while it had no limits was not counted here).
+            CREATE TABLE limit_months (
+                scope     text NOT NULL,
+                month     bigint NOT NULL,
+                tokens    bigint NOT NULL,
+                cost_pusd numeric NOT NULL,                 -- picodollars, exact at any size
+                PRIMARY KEY (scope, month)
+            );
+            -- Requests and tokens of one scope in one Unix minute (rows of past minutes are deleted as they go).
+            CREATE TABLE limit_minutes (
+                scope     text NOT NULL,
+                minute    bigint NOT NULL,
+                requests  bigint NOT NULL,
+                tokens    bigint NOT NULL,
+                PRIMARY KEY (scope, minute)
+            );
+            -- The worst case of each limited request in flight, until it settles. A hold whose instance died stops
+            -- counting at expires_at.
+            CREATE TABLE limit_holds (
+                id            uuid PRIMARY KEY,
+                tenant_scope  text NULL,
+                key_scope     text NULL,
+                month         bigint NOT NULL,
+                tokens        bigint NOT NULL,
+                cost_pusd     numeric NOT NULL,
+                expires_at    timestamptz NOT NULL
+            );
+            CREATE INDEX limit_holds_tenant ON limit_holds (tenant_scope);
+            CREATE INDEX limit_holds_key ON limit_holds (key_scope);
+            """),
     ];
 
     private readonly NpgsqlDataSource _source;

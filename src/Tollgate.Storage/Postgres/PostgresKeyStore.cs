@@ -54,8 +54,21 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
             """, connection);
         AddLimits(command, limits, expiresAt);
         command.Parameters.Add(Text(id));
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
+        ApiKeyRecord? updated;
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            updated = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
+        }
+
+        if (updated is not null)
+        {
+            // New limits count from the ledger: the key's limit counters are made again from it on next use.
+            await using var reset = new NpgsqlCommand("DELETE FROM limit_months WHERE scope = $1", connection);
+            reset.Parameters.Add(Text("k:" + id));
+            await reset.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return updated;
     }
 
     public async Task<IReadOnlyList<ApiKeyRecord>> ListAsync(CancellationToken cancellationToken)

@@ -49,8 +49,21 @@ public sealed class PostgresTenantStore(PostgresDatabase database, TimeProvider 
         command.Parameters.Add(PostgresKeyStore.Text(plan));
         command.Parameters.Add(new NpgsqlParameter<bool?> { NpgsqlDbType = NpgsqlDbType.Boolean, TypedValue = suspended });
         command.Parameters.Add(PostgresKeyStore.Text(id));
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
+        Tenant? updated;
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            updated = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
+        }
+
+        if (updated is not null && (plan is not null || clearPlan))
+        {
+            // A new plan counts from the ledger: the tenant's limit counters are made again from it on next use.
+            await using var reset = new NpgsqlCommand("DELETE FROM limit_months WHERE scope = $1", connection);
+            reset.Parameters.Add(PostgresKeyStore.Text("t:" + id));
+            await reset.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return updated;
     }
 
     private static Tenant Read(NpgsqlDataReader reader) => new(

@@ -40,6 +40,7 @@ public sealed class SharedDatabaseTests(PostgresServer postgres) : IAsyncLifetim
             ["models"] = new JsonObject { ["p/model"] = Configs.Model("p", "upstream-model", 1m, 2m) },
             ["routes"] = new JsonObject { ["gpt-4o"] = Configs.Route("cheapest", "p/model") },
             ["storage"] = new JsonObject { ["database"] = "postgres" },
+            ["plans"] = new JsonObject { ["team"] = new JsonObject { ["includedTokens"] = 30, ["overagePer1KTokensUsd"] = 0.01 } },
         };
         await File.WriteAllTextAsync(ConfigPath, config.ToJsonString(), Ct);
     }
@@ -61,11 +62,7 @@ public sealed class SharedDatabaseTests(PostgresServer postgres) : IAsyncLifetim
     public async Task TwoInstances_OneDatabase_ShareKeysRevocationsAndUsage()
     {
         // The connection string as a hosting platform hands it out (a postgres:// URL), in the .env beside the config.
-        var database = new NpgsqlConnectionStringBuilder(await postgres.CreateDatabaseAsync("shared"));
-        await File.WriteAllTextAsync(
-            Path.Combine(_directory, ".env"),
-            $"UPSTREAM_API_KEY=sk-shared-upstream\nTOLLGATE_POSTGRES=postgres://{database.Username}@{database.Host}:{database.Port}/{database.Database}\n",
-            Ct);
+        await WriteConnectionStringAsync();
 
         await using var first = StartServer();
         await using var second = StartServer();
@@ -131,6 +128,119 @@ public sealed class SharedDatabaseTests(PostgresServer postgres) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task TwoInstances_HoldOneQuotaAndPriceOneMonthBetweenThem()
+    {
+        await WriteConnectionStringAsync();
+        await using var first = StartServer();
+        await using var second = StartServer();
+        var urls = new[] { await first.WaitForListeningAsync(Ct), await second.WaitForListeningAsync(Ct) };
+        using var admin = AdminClient(urls[0]);
+
+        // A key allowed 100 tokens a month, used through both instances in turn (each answer uses 15 tokens). With
+        // counters per instance each would let about six through; shared, the two together stop at 100.
+        using var created = await admin.PostAsJsonAsync("admin/keys", new { name = "quota", limits = new { monthlyTokens = 100 } }, Ct);
+        var quotaKey = (await created.Content.ReadFromJsonAsync<JsonObject>(Ct))!;
+        var refusedBy = new HashSet<int>();
+        for (var i = 0; i < 16; i++)
+        {
+            using var response = await ChatAsync(urls[i % 2], (string)quotaKey["key"]!, Ct);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                Assert.Contains("monthly_token_quota_exceeded", await response.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+                refusedBy.Add(i % 2);
+            }
+            else
+            {
+                Assert.True(response.StatusCode == HttpStatusCode.OK, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(Ct)}");
+            }
+        }
+
+        Assert.Equal([0, 1], refusedBy.Order());
+        var quotaUsage = (await admin.GetFromJsonAsync<JsonObject>("admin/usage?groupBy=key", Ct))!["data"]!.AsArray()
+            .Single(r => (string?)r!["key"] == (string?)quotaKey["id"])!;
+        Assert.InRange((long)quotaUsage["totalTokens"]!, 15, 100);
+
+        // A tenant on plan "team" (30 tokens included, USD 0.01 per 1K beyond): four answers of 15 tokens through both
+        // instances are 60 tokens, 30 of them beyond, charged exactly once: USD 0.0003.
+        using var tenantCreated = await admin.PostAsJsonAsync("admin/tenants", new { name = "acme", plan = "team" }, Ct);
+        var tenant = (await tenantCreated.Content.ReadFromJsonAsync<JsonObject>(Ct))!;
+        using var keyCreated = await admin.PostAsJsonAsync("admin/keys", new { name = "acme-app", tenant = (string)tenant["id"]! }, Ct);
+        var tenantKey = (string)(await keyCreated.Content.ReadFromJsonAsync<JsonObject>(Ct))!["key"]!;
+        for (var i = 0; i < 4; i++)
+        {
+            using var response = await ChatAsync(urls[i % 2], tenantKey, Ct);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(Ct)}");
+        }
+
+        var billed = (await admin.GetFromJsonAsync<JsonObject>($"admin/usage?tenant={(string)tenant["id"]!}", Ct))!["totals"]!;
+        Assert.Equal(60, (long)billed["totalTokens"]!);
+        Assert.Equal(0.0003m, (decimal)billed["priceUsd"]!);
+    }
+
+    [Fact]
+    public async Task DatabaseLostWhileServing_LimitedRequestsFailClosed_AndNothingIsAnsweredUnrecorded()
+    {
+        var database = await WriteConnectionStringAsync();
+        await using var server = StartServer();
+        var url = await server.WaitForListeningAsync(Ct);
+        using var admin = AdminClient(url);
+        using var created = await admin.PostAsJsonAsync("admin/keys", new { name = "limited", limits = new { monthlyTokens = 1000 } }, Ct);
+        var limited = (string)(await created.Content.ReadFromJsonAsync<JsonObject>(Ct))!["key"]!;
+        using var createdOpen = await admin.PostAsJsonAsync("admin/keys", new { name = "open" }, Ct);
+        var open = (string)(await createdOpen.Content.ReadFromJsonAsync<JsonObject>(Ct))!["key"]!;
+        using (var before = await ChatAsync(url, limited, Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        }
+
+        using (var before = await ChatAsync(url, open, Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        }
+
+        int upstreamCalls;
+        await using (var connection = new NpgsqlConnection(postgres.AdminConnectionString))
+        {
+            await connection.OpenAsync(Ct);
+            await using var drop = new NpgsqlCommand($"DROP DATABASE \"{database}\" WITH (FORCE)", connection);
+            await drop.ExecuteNonQueryAsync(Ct);
+        }
+
+        // The open key's answer cannot be recorded: 500 ledger_unavailable, never an answer without its row (the key
+        // itself may already be unverifiable: 503 keys_unavailable).
+        using (var unrecorded = await ChatAsync(url, open, Ct))
+        {
+            var body = await unrecorded.Content.ReadAsStringAsync(Ct);
+            Assert.True(
+                (unrecorded.StatusCode, ErrorCode(body)) is (HttpStatusCode.InternalServerError, "ledger_unavailable") or (HttpStatusCode.ServiceUnavailable, "keys_unavailable"),
+                $"{(int)unrecorded.StatusCode}: {body}");
+        }
+
+        // The limited key: until the change watcher finds the counter unreadable and drops the key cache (within a
+        // second), its limit check or its row fails (500 ledger_unavailable); after, the key cannot be verified (503
+        // keys_unavailable, with Retry-After). No provider is asked either way.
+        upstreamCalls = _upstream.Requests.Count;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds(20));
+        while (true)
+        {
+            using var response = await ChatAsync(url, limited, deadline.Token);
+            var body = await response.Content.ReadAsStringAsync(Ct);
+            if (response.StatusCode == HttpStatusCode.ServiceUnavailable)
+            {
+                Assert.Equal("keys_unavailable", ErrorCode(body));
+                Assert.Equal("1", response.Headers.RetryAfter?.ToString());
+                break;
+            }
+
+            Assert.True((response.StatusCode, ErrorCode(body)) is (HttpStatusCode.InternalServerError, "ledger_unavailable"), $"{(int)response.StatusCode}: {body}");
+        }
+
+        Assert.Equal(upstreamCalls, _upstream.Requests.Count);
+        Assert.False(server.HasExited);
+    }
+
+    [Fact]
     public async Task Serve_PostgresWithoutAConnectionString_StopsWithAClearMessage()
     {
         await File.WriteAllTextAsync(Path.Combine(_directory, ".env"), "UPSTREAM_API_KEY=sk-shared-upstream\n", Ct);
@@ -156,6 +266,30 @@ public sealed class SharedDatabaseTests(PostgresServer postgres) : IAsyncLifetim
         Assert.DoesNotContain("s3cret-db-password", output, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
     }
+
+    /// <summary>Makes a database and writes its URL into the .env beside the config; returns the database's name.</summary>
+    private async Task<string> WriteConnectionStringAsync()
+    {
+        var database = new NpgsqlConnectionStringBuilder(await postgres.CreateDatabaseAsync("shared"));
+        await File.WriteAllTextAsync(
+            Path.Combine(_directory, ".env"),
+            $"UPSTREAM_API_KEY=sk-shared-upstream\nTOLLGATE_POSTGRES=postgres://{database.Username}@{database.Host}:{database.Port}/{database.Database}\n",
+            Ct);
+        return database.Database!;
+    }
+
+    private static async Task<HttpResponseMessage> ChatAsync(Uri baseUrl, string key, CancellationToken cancellationToken)
+    {
+        using var client = new HttpClient { BaseAddress = baseUrl };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
+        {
+            Content = JsonContent.Create(new { model = "gpt-4o", max_tokens = 10, messages = new[] { new { role = "user", content = "Hi" } } }),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        return await client.SendAsync(request, cancellationToken);
+    }
+
+    private static string? ErrorCode(string body) => JsonNode.Parse(body)?["error"]?["code"]?.GetValue<string>();
 
     private GatewayProcess StartServer() =>
         GatewayProcess.Start(["serve", "--config", ConfigPath, "--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}"], Environment(), _directory);

@@ -101,6 +101,24 @@ public sealed class StoreLookupSchedulingTests
         Assert.Equal(2, tenants.LoadsOnPool.Count);
     }
 
+    [Fact]
+    public async Task TenantMadeAfterTheSnapshot_IsFoundAtOnce_NotTakenForSuspended()
+    {
+        // Another process (the CLI, another instance) makes a tenant after this directory loaded its snapshot; a key
+        // of that tenant arrives before the change watcher's next poll.
+        var database = new SqliteDatabase(Directory.CreateTempSubdirectory("tollgate-lookup-").FullName);
+        await database.MigrateAsync(Ct);
+        var sqliteTenants = new SqliteTenantStore(database, TimeProvider.System);
+        var tenants = new RecordingTenantStore(sqliteTenants);
+        using var directory = new TenantDirectory(tenants, new TollgateOptions());
+        Assert.NotNull(await directory.FindAsync(Tenant.DefaultId, Ct));
+        var made = await sqliteTenants.CreateAsync("acme", null, Ct);
+
+        Assert.Equal(made, await directory.FindAsync(made.Id, Ct));
+        Assert.Null(await directory.FindAsync("ten_never_made", Ct));
+        Assert.Equal(3, tenants.LoadsOnPool.Count); // the first load, one for the new tenant, one for the unknown id
+    }
+
     /// <summary>Holds a store read after it has read, until the test releases it.</summary>
     private sealed class Hold
     {

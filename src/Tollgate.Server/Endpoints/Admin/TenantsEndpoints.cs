@@ -59,7 +59,7 @@ internal static class TenantsEndpoints
     }
 
     private static async Task<Results<Ok<TenantDetailResponse>, ProblemHttpResult>> GetAsync(
-        string id, ITenantStore store, UsageLimiter limiter, TollgateOptions options, CancellationToken cancellationToken)
+        string id, ITenantStore store, IUsageLimiter limiter, TollgateOptions options, CancellationToken cancellationToken)
     {
         var tenant = (await store.ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(t => t.Id == id);
         if (tenant is null)
@@ -67,7 +67,7 @@ internal static class TenantsEndpoints
             return TypedResults.Problem(statusCode: 404, title: "Tenant not found", detail: $"No tenant has id '{id}'.");
         }
 
-        var (tokens, cost, _, _) = limiter.MonthToDate(id, string.Empty);
+        var (tokens, cost, _, _) = await limiter.MonthToDateAsync(id, string.Empty, cancellationToken).ConfigureAwait(false);
         return TypedResults.Ok(new TenantDetailResponse(ToResponse(tenant, options), tokens, cost));
     }
 

@@ -14,7 +14,7 @@ internal static class ReportRange
     public static bool TryParse(string? from, string? to, DateTimeOffset now, out DateTimeOffset start, out DateTimeOffset end, out string? error)
     {
         error = null;
-        start = UsageLimiter.MonthStart(now);
+        start = LimitRules.MonthStart(now);
         end = now.AddMilliseconds(1);
         if (from is not null && !TryParseTime(from, endOfDay: false, out start))
         {

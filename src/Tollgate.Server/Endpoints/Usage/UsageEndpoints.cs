@@ -118,7 +118,7 @@ internal static class UsageEndpoints
     }
 
     private static async Task TenantUsageAsync(
-        HttpContext context, string? tenant, string? from, string? to, string? groupBy, string? format, ILedgerStore ledger, UsageLimiter limiter, TimeProvider time, CancellationToken cancellationToken)
+        HttpContext context, string? tenant, string? from, string? to, string? groupBy, string? format, ILedgerStore ledger, IUsageLimiter limiter, TimeProvider time, CancellationToken cancellationToken)
     {
         var caller = context.Features.Get<ClientKeyFeature>()!;
         if (tenant is not null && tenant != caller.Tenant.Id)
@@ -137,7 +137,7 @@ internal static class UsageEndpoints
 
         query = query with { GroupBy = query.GroupBy & ~UsageGrouping.Tenant };
         var rows = await ledger.QueryAsync(query, cancellationToken).ConfigureAwait(false);
-        var (tokens, cost, keyTokens, keyCost) = limiter.MonthToDate(caller.Tenant.Id, caller.Key.Id);
+        var (tokens, cost, keyTokens, keyCost) = await limiter.MonthToDateAsync(caller.Tenant.Id, caller.Key.Id, cancellationToken).ConfigureAwait(false);
         var limits = new CallerLimits(caller.Tenant.Id, caller.Tenant.Plan, caller.Plan, tokens, cost, caller.Key.Id, Endpoints.Admin.LimitsDto.From(caller.Key.Limits), caller.Key.ExpiresAt, keyTokens, keyCost);
         await Render(query, rows, format, limits).ExecuteAsync(context).ConfigureAwait(false);
     }
