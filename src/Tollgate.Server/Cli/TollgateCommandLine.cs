@@ -82,7 +82,7 @@ public static class TollgateCommandLine
             Urls = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
         };
 
-        IoScheduling.ConfigureProcess(options.Server);
+        IoScheduling.ConfigureProcess(IoScheduling.Effective(options));
         string adminHash;
         try
         {

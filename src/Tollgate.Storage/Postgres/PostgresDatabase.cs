@@ -151,6 +151,7 @@ public sealed class PostgresDatabase : IAsyncDisposable
     ];
 
     private readonly NpgsqlDataSource _source;
+    private readonly NpgsqlDataSource _counters;
 
     public PostgresDatabase(string connectionString)
     {
@@ -159,7 +160,24 @@ public sealed class PostgresDatabase : IAsyncDisposable
         // Sessions run in UTC so that nothing the server formats depends on its own time zone setting.
         builder.Timezone ??= "UTC";
         builder.ApplicationName ??= "tollgate";
+
+        // The limiter's and the stores' statements repeat on every request: prepared once per connection, the server
+        // plans them once instead of per call (the limit check is a statement that takes longer to plan than to run).
+        if (builder.MaxAutoPrepare == 0)
+        {
+            builder.MaxAutoPrepare = 64;
+            builder.AutoPrepareMinUsages = 2;
+        }
         _source = NpgsqlDataSource.Create(builder);
+
+        // The limit counters change twice per limited request under a per-tenant lock that is held until the commit
+        // returns. Waiting for the WAL flush there would serialise a tenant's requests at the disk's flush rate, so
+        // their sessions commit without waiting (synchronous_commit = off). The ledger keeps durable commits: after a
+        // database crash the counters can miss the last moments of usage, never the rows that record it.
+        var counters = new NpgsqlConnectionStringBuilder(builder.ConnectionString);
+        counters.Options = string.IsNullOrEmpty(counters.Options) ? "-c synchronous_commit=off" : counters.Options + " -c synchronous_commit=off";
+        counters.ApplicationName = builder.ApplicationName + " (limits)";
+        _counters = NpgsqlDataSource.Create(counters);
         Description = $"PostgreSQL database '{builder.Database}' on {builder.Host}:{builder.Port}";
     }
 
@@ -168,6 +186,10 @@ public sealed class PostgresDatabase : IAsyncDisposable
 
     public ValueTask<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken) =>
         _source.OpenConnectionAsync(cancellationToken);
+
+    /// <summary>A connection for the limit counters, whose commits do not wait for the disk (see the constructor).</summary>
+    public ValueTask<NpgsqlConnection> OpenCountersAsync(CancellationToken cancellationToken) =>
+        _counters.OpenConnectionAsync(cancellationToken);
 
     /// <summary>Applies pending migrations, each in its own transaction, holding the migration lock throughout.</summary>
     public async Task MigrateAsync(CancellationToken cancellationToken)
@@ -222,5 +244,9 @@ public sealed class PostgresDatabase : IAsyncDisposable
         }
     }
 
-    public ValueTask DisposeAsync() => _source.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await _counters.DisposeAsync().ConfigureAwait(false);
+        await _source.DisposeAsync().ConfigureAwait(false);
+    }
 }

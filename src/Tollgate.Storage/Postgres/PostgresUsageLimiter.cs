@@ -41,37 +41,52 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
             return new LimitOutcome(LimitDecision.Allow, hold);
         }
 
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        var (tenant, keyCounters) = await LockAndReadAsync(connection, transaction, hold, now, cancellationToken).ConfigureAwait(false);
-        var decision = LimitRules.Check(tenant, keyCounters, key.EffectiveLimits, plan, tokens, cost, now);
-        if (!decision.Allowed)
-        {
-            // Committed all the same: the month rows just made from the ledger are kept for the next request.
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-            return new LimitOutcome(decision, null);
-        }
+        // One batch, one implicit transaction, one round trip: the tenant's lock is held only while the server runs it,
+        // never across the network, so requests of one tenant queue for microseconds, not for a client's turn.
+        var limits = key.EffectiveLimits;
+        await using var connection = await database.OpenCountersAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection);
+        AddLockAndMonthRows(batch, hold);
+        batch.BatchCommands.Add(Command("DELETE FROM limit_holds WHERE (tenant_scope = $1 OR key_scope = $2) AND expires_at <= $3",
+            Text(scopes.Tenant), Text(scopes.Key), Time(now)));
+        batch.BatchCommands.Add(Command(ReserveSql,
+            Text(scopes.Tenant), Int(plan?.Rpm), Int(plan?.Tpm), NullableLong(plan is { HardQuota: true } ? plan.IncludedTokens : null), NullablePico(plan?.MonthlyBudgetUsd),
+            Text(scopes.Key), Int(limits.Rpm), Int(limits.Tpm), NullableLong(limits.MonthlyTokens), NullablePico(limits.MonthlyBudgetUsd),
+            Long(hold.Month), Long(hold.Minute), Time(now), Long(tokens), Pico(cost),
+            new NpgsqlParameter<Guid> { TypedValue = hold.Id }, Time(now + HoldLifetime)));
 
-        await using (var batch = new NpgsqlBatch(connection, transaction))
+        var tenant = new LimitCounters();
+        var keyCounters = new LimitCounters();
+        bool? allowed = null;
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
-            foreach (var scope in scopes.All)
+            do
             {
-                batch.BatchCommands.Add(Command("""
-                    INSERT INTO limit_minutes (scope, minute, requests, tokens) VALUES ($1, $2, 1, $3)
-                    ON CONFLICT (scope, minute) DO UPDATE SET requests = limit_minutes.requests + 1, tokens = limit_minutes.tokens + excluded.tokens
-                    """, Text(scope), Long(hold.Minute), Long(tokens)));
-                batch.BatchCommands.Add(Command("DELETE FROM limit_minutes WHERE scope = $1 AND minute < $2", Text(scope), Long(hold.Minute - 1)));
+                // Only the decision's SELECT has eight columns (the lock's has one; the rest return no rows).
+                while (reader.FieldCount == 8 && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    var counters = reader.GetString(0) == scopes.Tenant ? tenant : keyCounters;
+                    counters.MonthTokens = reader.GetInt64(1);
+                    counters.MonthCostUsd = Money.PicoSumToUsd(reader.GetDecimal(2));
+                    counters.MinuteRequests = reader.GetInt64(3);
+                    counters.MinuteTokens = reader.GetInt64(4);
+                    counters.ReservedTokens = reader.GetInt64(5);
+                    counters.ReservedCostUsd = Money.PicoSumToUsd(reader.GetDecimal(6));
+                    allowed = reader.GetBoolean(7);
+                }
             }
-
-            batch.BatchCommands.Add(Command(
-                "INSERT INTO limit_holds (id, tenant_scope, key_scope, month, tokens, cost_pusd, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                new NpgsqlParameter<Guid> { TypedValue = hold.Id }, Text(scopes.Tenant), Text(scopes.Key), Long(hold.Month), Long(tokens), Pico(cost),
-                new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlDbType.TimestampTz, TypedValue = (now + HoldLifetime).ToUniversalTime() }));
-            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false));
         }
 
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return new LimitOutcome(decision, hold);
+        // The database decided (and wrote the hold when it allowed); the same rules over the counters it read give the
+        // refusal its message. They cannot disagree unless the SQL below and LimitRules drift apart.
+        var decision = LimitRules.Check(tenant, keyCounters, limits, plan, tokens, cost, now);
+        if (allowed == true)
+        {
+            return new LimitOutcome(LimitDecision.Allow, hold);
+        }
+
+        return new LimitOutcome(decision.Allowed ? new LimitDecision(LimitKind.RateLimit, "The request does not fit the limits of this key or its tenant.", null) : decision, null);
     }
 
     public async ValueTask AddExtraCostAsync(Reservation reservation, decimal costUsd)
@@ -82,20 +97,15 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
             return;
         }
 
-        await using var connection = await database.OpenAsync(CancellationToken.None).ConfigureAwait(false);
-        await using var transaction = await connection.BeginTransactionAsync(CancellationToken.None).ConfigureAwait(false);
-        await using (var batch = new NpgsqlBatch(connection, transaction))
+        await using var connection = await database.OpenCountersAsync(CancellationToken.None).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection);
+        AddLockAndMonthRows(batch, hold);
+        foreach (var scope in hold.Scopes.All)
         {
-            AddLockAndMonthRows(batch, hold);
-            foreach (var scope in hold.Scopes.All)
-            {
-                batch.BatchCommands.Add(Command("UPDATE limit_months SET cost_pusd = cost_pusd + $3 WHERE scope = $1 AND month = $2", Text(scope), Long(hold.Month), Pico(Money.RoundToPico(costUsd))));
-            }
-
-            await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+            batch.BatchCommands.Add(Command("UPDATE limit_months SET cost_pusd = cost_pusd + $3 WHERE scope = $1 AND month = $2", Text(scope), Long(hold.Month), Pico(Money.RoundToPico(costUsd))));
         }
 
-        await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
     public async ValueTask<long> SettleAsync(Reservation reservation, long tokens, decimal? costUsd)
@@ -113,23 +123,22 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
         }
 
         var cost = costUsd is { } c ? Money.RoundToPico(c) : hold.CostUsd;
-        await using var connection = await database.OpenAsync(CancellationToken.None).ConfigureAwait(false);
-        await using var transaction = await connection.BeginTransactionAsync(CancellationToken.None).ConfigureAwait(false);
-        long? before = null;
-        await using (var batch = new NpgsqlBatch(connection, transaction))
+        await using var connection = await database.OpenCountersAsync(CancellationToken.None).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection);
+        AddLockAndMonthRows(batch, hold);
+        foreach (var scope in hold.Scopes.All)
         {
-            AddLockAndMonthRows(batch, hold);
-            foreach (var scope in hold.Scopes.All)
-            {
-                // The usage goes to the month it was reserved in (the month of the request's ledger row), and the
-                // tenant's tokens before it price the overage exactly: the tenant's lock serialises every settle.
-                batch.BatchCommands.Add(Command(
-                    "UPDATE limit_months SET tokens = tokens + $3, cost_pusd = cost_pusd + $4 WHERE scope = $1 AND month = $2 RETURNING scope, tokens - $3",
-                    Text(scope), Long(hold.Month), Long(tokens), Pico(cost)));
-            }
+            // The usage goes to the month it was reserved in (the month of the request's ledger row), and the tenant's
+            // tokens before it price the overage exactly: the tenant's lock serialises every settle.
+            batch.BatchCommands.Add(Command(
+                "UPDATE limit_months SET tokens = tokens + $3, cost_pusd = cost_pusd + $4 WHERE scope = $1 AND month = $2 RETURNING scope, tokens - $3",
+                Text(scope), Long(hold.Month), Long(tokens), Pico(cost)));
+        }
 
-            AddReturnOfHold(batch, hold, tokens);
-            await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        AddReturnOfHold(batch, hold, tokens);
+        long? before = null;
+        await using (var reader = await batch.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false))
+        {
             do
             {
                 // The lock's SELECT has one column; only the month updates return (scope, tokens before).
@@ -144,7 +153,6 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
             while (await reader.NextResultAsync(CancellationToken.None).ConfigureAwait(false));
         }
 
-        await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
         return hold.Plan is { } plan && before is { } used ? LimitRules.OveragePicoUsd(plan, used, tokens) : 0L;
     }
 
@@ -162,16 +170,10 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
             return;
         }
 
-        await using var connection = await database.OpenAsync(CancellationToken.None).ConfigureAwait(false);
-        await using var transaction = await connection.BeginTransactionAsync(CancellationToken.None).ConfigureAwait(false);
-        await using (var batch = new NpgsqlBatch(connection, transaction))
-        {
-            batch.BatchCommands.Add(Command("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", Text(hold.TenantId)));
-            AddReturnOfHold(batch, hold, tokens: 0);
-            await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
-        }
-
-        await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        await using var connection = await database.OpenCountersAsync(CancellationToken.None).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection);
+        AddReturnOfHold(batch, hold, tokens: 0);
+        await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
     public async ValueTask<MonthToDate> MonthToDateAsync(string tenantId, string keyId, CancellationToken cancellationToken)
@@ -196,48 +198,45 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
         return new MonthToDate(reader.GetInt64(0), Money.PicoSumToUsd(reader.GetDecimal(1)), reader.GetInt64(2), Money.PicoSumToUsd(reader.GetDecimal(3)));
     }
 
-    /// <summary>Takes the tenant's lock, makes missing month rows from the ledger, and reads both scopes' counters.</summary>
-    private static async Task<(LimitCounters Tenant, LimitCounters Key)> LockAndReadAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Hold hold, DateTimeOffset now, CancellationToken cancellationToken)
-    {
-        await using var batch = new NpgsqlBatch(connection, transaction);
-        AddLockAndMonthRows(batch, hold);
-        batch.BatchCommands.Add(Command("""
-            SELECT s.scope,
-                   coalesce((SELECT tokens FROM limit_months WHERE scope = s.scope AND month = $2), 0),
-                   coalesce((SELECT cost_pusd FROM limit_months WHERE scope = s.scope AND month = $2), 0),
-                   coalesce((SELECT requests FROM limit_minutes WHERE scope = s.scope AND minute = $3), 0),
-                   coalesce((SELECT tokens FROM limit_minutes WHERE scope = s.scope AND minute = $3), 0),
-                   coalesce((SELECT sum(tokens) FROM limit_holds WHERE (tenant_scope = s.scope OR key_scope = s.scope) AND month = $2 AND expires_at > $4), 0)::bigint,
-                   coalesce((SELECT sum(cost_pusd) FROM limit_holds WHERE (tenant_scope = s.scope OR key_scope = s.scope) AND month = $2 AND expires_at > $4), 0)
-            FROM unnest($1::text[]) AS s(scope)
-            """,
-            new NpgsqlParameter<string[]> { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, TypedValue = [.. hold.Scopes.All] },
-            Long(hold.Month), Long(hold.Minute),
-            new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlDbType.TimestampTz, TypedValue = now.ToUniversalTime() }));
-        batch.BatchCommands.Add(Command("DELETE FROM limit_holds WHERE (tenant_scope = $1 OR key_scope = $2) AND expires_at <= $3", Text(hold.Scopes.Tenant), Text(hold.Scopes.Key),
-            new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlDbType.TimestampTz, TypedValue = now.ToUniversalTime() }));
-
-        var tenant = new LimitCounters();
-        var key = new LimitCounters();
-        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        do
-        {
-            // Only the counters' SELECT has seven columns (the lock's has one, the rest return no rows).
-            while (reader.FieldCount == 7 && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                var counters = reader.GetString(0) == hold.Scopes.Tenant ? tenant : key;
-                counters.MonthTokens = reader.GetInt64(1);
-                counters.MonthCostUsd = Money.PicoSumToUsd(reader.GetDecimal(2));
-                counters.MinuteRequests = reader.GetInt64(3);
-                counters.MinuteTokens = reader.GetInt64(4);
-                counters.ReservedTokens = reader.GetInt64(5);
-                counters.ReservedCostUsd = Money.PicoSumToUsd(reader.GetDecimal(6));
-            }
-        }
-        while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false));
-
-        return (tenant, key);
-    }
+    /// <summary>
+    /// Reads both scopes' counters (settled this month, this minute, and the live holds), decides with the same rules as
+    /// <see cref="LimitRules.Check"/>, and when the request fits counts it in the minute and writes its hold, all in one
+    /// statement. The SELECT returns the counters as they were before (data-modifying CTEs see one snapshot).
+    /// A limit given as null does not apply; a scope given as null has no limits at all.
+    /// </summary>
+    private const string ReserveSql = """
+        WITH scopes AS (
+            SELECT * FROM (VALUES ($1::text, $2::bigint, $3::bigint, $4::bigint, $5::numeric),
+                                  ($6::text, $7::bigint, $8::bigint, $9::bigint, $10::numeric)) AS v(scope, rpm, tpm, max_tokens, max_cost)
+            WHERE scope IS NOT NULL),
+        snap AS (
+            SELECT s.*,
+                   coalesce((SELECT tokens FROM limit_months WHERE scope = s.scope AND month = $11), 0) AS month_tokens,
+                   coalesce((SELECT cost_pusd FROM limit_months WHERE scope = s.scope AND month = $11), 0) AS month_cost,
+                   coalesce((SELECT requests FROM limit_minutes WHERE scope = s.scope AND minute = $12), 0) AS minute_requests,
+                   coalesce((SELECT tokens FROM limit_minutes WHERE scope = s.scope AND minute = $12), 0) AS minute_tokens,
+                   coalesce((SELECT sum(tokens) FROM limit_holds WHERE (tenant_scope = s.scope OR key_scope = s.scope) AND month = $11 AND expires_at > $13), 0)::bigint AS held_tokens,
+                   coalesce((SELECT sum(cost_pusd) FROM limit_holds WHERE (tenant_scope = s.scope OR key_scope = s.scope) AND month = $11 AND expires_at > $13), 0) AS held_cost
+            FROM scopes s),
+        verdict AS (
+            SELECT bool_and(
+                       (rpm IS NULL OR minute_requests + 1 <= rpm)
+                   AND (tpm IS NULL OR minute_tokens = 0 OR minute_tokens + $14 <= tpm)
+                   AND (max_tokens IS NULL OR month_tokens + held_tokens + $14 <= max_tokens)
+                   AND (max_cost IS NULL OR month_cost + held_cost + $15 <= max_cost)) AS allowed
+            FROM snap),
+        counted AS (
+            INSERT INTO limit_minutes (scope, minute, requests, tokens)
+            SELECT scope, $12, 1, $14 FROM snap WHERE (SELECT allowed FROM verdict)
+            ON CONFLICT (scope, minute) DO UPDATE SET requests = limit_minutes.requests + 1, tokens = limit_minutes.tokens + excluded.tokens),
+        held AS (
+            INSERT INTO limit_holds (id, tenant_scope, key_scope, month, tokens, cost_pusd, expires_at)
+            SELECT $16, $1, $6, $11, $14, $15, $17 WHERE (SELECT allowed FROM verdict)),
+        pruned AS (
+            DELETE FROM limit_minutes m USING snap WHERE m.scope = snap.scope AND m.minute < $12 - 1)
+        SELECT scope, month_tokens, month_cost, minute_requests, minute_tokens, held_tokens, held_cost, (SELECT allowed FROM verdict)
+        FROM snap
+        """;
 
     /// <summary>
     /// The tenant's lock (every scope of a request belongs to one tenant), then each limited scope's month row, made
@@ -301,6 +300,14 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
     private static NpgsqlParameter<string?> Text(string? value) => PostgresKeyStore.Text(value);
 
     private static NpgsqlParameter<long> Long(long value) => new() { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = value };
+
+    private static NpgsqlParameter<long?> NullableLong(long? value) => new() { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = value };
+
+    private static NpgsqlParameter<long?> Int(int? value) => NullableLong(value);
+
+    private static NpgsqlParameter<decimal?> NullablePico(decimal? usd) => new() { NpgsqlDbType = NpgsqlDbType.Numeric, TypedValue = usd * 1_000_000_000_000m };
+
+    private static NpgsqlParameter<DateTimeOffset> Time(DateTimeOffset value) => new() { NpgsqlDbType = NpgsqlDbType.TimestampTz, TypedValue = value.ToUniversalTime() };
 
     /// <summary>An amount in USD (already whole picodollars) as exact numeric picodollars.</summary>
     private static NpgsqlParameter<decimal> Pico(decimal usd) => new() { NpgsqlDbType = NpgsqlDbType.Numeric, TypedValue = usd * 1_000_000_000_000m };
