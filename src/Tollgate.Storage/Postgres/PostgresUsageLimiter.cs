@@ -9,9 +9,12 @@ namespace Tollgate.Storage.Postgres;
 
 /// <summary>
 /// Limits whose counters live in the shared database, so every instance checks against what all of them used and
-/// hold. Each reserve, settle or release is one transaction under a per-tenant advisory lock: the check and the
-/// reservation are one step across instances, and an overage price is computed from the tenant's exact usage
-/// before the request. A caller without any limit (no plan, no limits on the key) touches nothing here.
+/// hold. A reservation is one round trip: one batch, run as one transaction under a per-tenant advisory lock, in which
+/// the database itself decides (the same rules as <see cref="LimitRules.Check"/>) and writes the hold, so requests
+/// racing through different instances can never all see the same headroom. Settling is one round trip too: the
+/// usage is added and the hold deleted in one transaction, and the tenant's month row lock orders settles, so an
+/// overage is priced on the tenant's exact usage before the request. A caller without any limit (no plan, no limits
+/// on the key) touches nothing here.
 /// </summary>
 /// <remarks>
 /// A request in flight is a row in <c>limit_holds</c>; one whose instance died stops counting after
@@ -22,6 +25,9 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
 {
     /// <summary>Longer than any request may run (attempts, hedges and a long stream); a hold older than this is a crashed instance's.</summary>
     public static readonly TimeSpan HoldLifetime = TimeSpan.FromMinutes(30);
+
+    /// <summary>One reservation in this many also deletes its scopes' expired holds.</summary>
+    private const int HoldSweepEvery = 64;
 
     public Task InitializeAsync(ILedgerStore ledger, CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -46,9 +52,14 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
         var limits = key.EffectiveLimits;
         await using var connection = await database.OpenCountersAsync(cancellationToken).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection);
-        AddLockAndMonthRows(batch, hold);
-        batch.BatchCommands.Add(Command("DELETE FROM limit_holds WHERE (tenant_scope = $1 OR key_scope = $2) AND expires_at <= $3",
-            Text(scopes.Tenant), Text(scopes.Key), Time(now)));
+        batch.BatchCommands.Add(Command("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", Text(hold.TenantId)));
+        AddMonthRows(batch, hold);
+        if (Random.Shared.Next(HoldSweepEvery) == 0)
+        {
+            // Expired holds no longer count; deleting them is housekeeping, done now and then rather than every time.
+            batch.BatchCommands.Add(Command("DELETE FROM limit_holds WHERE (tenant_scope = $1 OR key_scope = $2) AND expires_at <= $3",
+                Text(scopes.Tenant), Text(scopes.Key), Time(now)));
+        }
         batch.BatchCommands.Add(Command(ReserveSql,
             Text(scopes.Tenant), Int(plan?.Rpm), Int(plan?.Tpm), NullableLong(plan is { HardQuota: true } ? plan.IncludedTokens : null), NullablePico(plan?.MonthlyBudgetUsd),
             Text(scopes.Key), Int(limits.Rpm), Int(limits.Tpm), NullableLong(limits.MonthlyTokens), NullablePico(limits.MonthlyBudgetUsd),
@@ -99,7 +110,7 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
 
         await using var connection = await database.OpenCountersAsync(CancellationToken.None).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection);
-        AddLockAndMonthRows(batch, hold);
+        AddMonthRows(batch, hold);
         foreach (var scope in hold.Scopes.All)
         {
             batch.BatchCommands.Add(Command("UPDATE limit_months SET cost_pusd = cost_pusd + $3 WHERE scope = $1 AND month = $2", Text(scope), Long(hold.Month), Pico(Money.RoundToPico(costUsd))));
@@ -125,11 +136,12 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
         var cost = costUsd is { } c ? Money.RoundToPico(c) : hold.CostUsd;
         await using var connection = await database.OpenCountersAsync(CancellationToken.None).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection);
-        AddLockAndMonthRows(batch, hold);
+        AddMonthRows(batch, hold);
         foreach (var scope in hold.Scopes.All)
         {
             // The usage goes to the month it was reserved in (the month of the request's ledger row), and the tenant's
-            // tokens before it price the overage exactly: the tenant's lock serialises every settle.
+            // tokens before it price the overage exactly: the update's row lock serialises the tenant's settles (no
+            // advisory lock is needed here: a reservation that runs meanwhile sees the hold or the usage, never neither).
             batch.BatchCommands.Add(Command(
                 "UPDATE limit_months SET tokens = tokens + $3, cost_pusd = cost_pusd + $4 WHERE scope = $1 AND month = $2 RETURNING scope, tokens - $3",
                 Text(scope), Long(hold.Month), Long(tokens), Pico(cost)));
@@ -239,13 +251,12 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
         """;
 
     /// <summary>
-    /// The tenant's lock (every scope of a request belongs to one tenant), then each limited scope's month row, made
-    /// from the ledger when missing: the key's or tenant's usage so far this month, requests' own rows for tokens,
-    /// every row for cost. When the row exists the ledger is not read (the NOT EXISTS is evaluated once).
+    /// Each limited scope's month row, made from the ledger when missing: the key's or tenant's usage so far this month,
+    /// requests' own rows for tokens, every row for cost. When the row exists the ledger is not read (the NOT EXISTS is
+    /// evaluated once); two instances making it at once are settled by ON CONFLICT.
     /// </summary>
-    private static void AddLockAndMonthRows(NpgsqlBatch batch, Hold hold)
+    private static void AddMonthRows(NpgsqlBatch batch, Hold hold)
     {
-        batch.BatchCommands.Add(Command("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", Text(hold.TenantId)));
         var monthStart = MonthDate(hold.Month);
         var monthStartMs = monthStart.ToUnixTimeMilliseconds();
         var monthEndMs = monthStart.AddMonths(1).ToUnixTimeMilliseconds();
