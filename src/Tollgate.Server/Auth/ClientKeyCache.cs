@@ -15,7 +15,7 @@ internal sealed class ClientKeyCache(IKeyStore store)
     // Bounds memory under a flood of random keys: the negative entries are simply forgotten.
     private const int MaxEntries = 50_000;
 
-    private readonly ConcurrentDictionary<string, ApiKeyRecord?> _byHash = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Entry> _byHash = new(StringComparer.Ordinal);
     private long _generation;
 
     /// <summary>Moves on every <see cref="Invalidate"/>: what was looked up under an older value may be out of date.</summary>
@@ -29,26 +29,24 @@ internal sealed class ClientKeyCache(IKeyStore store)
     /// <summary>As <see cref="FindActiveAsync"/> for a key already hashed: a dashboard session keeps only the hash.</summary>
     public async ValueTask<ApiKeyRecord?> FindActiveByHashAsync(string hash, CancellationToken cancellationToken)
     {
-        if (!_byHash.TryGetValue(hash, out var record))
+        // An entry counts only in the generation it was read in. Invalidate moves the generation and then clears;
+        // in between, a request that already sees the new generation must not take the old entry (it would remember
+        // it on its connection under the new generation, and a revoked key would stay accepted there until the next
+        // change). Equally, a row read before a change and stored after it is never taken.
+        var generation = Generation;
+        if (!_byHash.TryGetValue(hash, out var entry) || entry.Generation != generation)
         {
-            var generation = Generation;
-            record = await Task.Run(() => store.FindByHashAsync(hash, cancellationToken), cancellationToken).ConfigureAwait(false);
+            var record = await Task.Run(() => store.FindByHashAsync(hash, cancellationToken), cancellationToken).ConfigureAwait(false);
             if (_byHash.Count >= MaxEntries)
             {
                 _byHash.Clear();
             }
 
-            // A change noticed while the row was read (a revocation, say) may postdate what was read: such a row
-            // answers this request, which began before the change was seen, but is not kept. Invalidate moves the
-            // generation before it clears, so an entry stored after that clear sees the new generation here.
-            _byHash[hash] = record;
-            if (Interlocked.Read(ref _generation) != generation)
-            {
-                _byHash.TryRemove(hash, out _);
-            }
+            entry = new Entry(record, generation);
+            _byHash[hash] = entry;
         }
 
-        return record is { IsActive: true } ? record : null;
+        return entry.Record is { IsActive: true } active ? active : null;
     }
 
     public void Invalidate()
@@ -56,4 +54,7 @@ internal sealed class ClientKeyCache(IKeyStore store)
         Interlocked.Increment(ref _generation);
         _byHash.Clear();
     }
+
+    /// <summary>A looked-up row (null: no such key) and the generation it was read in.</summary>
+    private readonly record struct Entry(ApiKeyRecord? Record, long Generation);
 }

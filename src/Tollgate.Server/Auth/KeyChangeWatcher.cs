@@ -38,6 +38,10 @@ internal sealed class KeyChangeWatcher(IKeyStore store, ClientKeyCache cache, Te
                 _last = stamp;
                 cache.Invalidate();
                 tenants.Invalidate();
+                if (stamp is { } seen)
+                {
+                    Log.KeysChanged(logger, seen);
+                }
             }
         }
     }

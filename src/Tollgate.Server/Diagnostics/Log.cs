@@ -51,6 +51,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Request {RequestId}: refused by a limit ({Code})")]
     public static partial void LimitRefused(ILogger logger, string requestId, string code);
 
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "Auth: keys or tenants changed (change counter {Stamp}); caches dropped")]
+    public static partial void KeysChanged(ILogger logger, long stamp);
+
     [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Auth: the key change counter could not be read; keys and tenants are re-read from the database until it can")]
     public static partial void ChangeStampUnreadable(ILogger logger, Exception exception);
 }

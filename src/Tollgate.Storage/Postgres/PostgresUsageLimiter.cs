@@ -48,7 +48,7 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
         }
 
         // One batch, one implicit transaction, one round trip: the tenant's lock is held only while the server runs it,
-        // never across the network, so requests of one tenant queue for microseconds, not for a client's turn.
+        // never across the network or a busy gateway's scheduling delay.
         var limits = key.EffectiveLimits;
         await using var connection = await database.OpenCountersAsync(cancellationToken).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection);
@@ -60,6 +60,7 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
             batch.BatchCommands.Add(Command("DELETE FROM limit_holds WHERE (tenant_scope = $1 OR key_scope = $2) AND expires_at <= $3",
                 Text(scopes.Tenant), Text(scopes.Key), Time(now)));
         }
+
         batch.BatchCommands.Add(Command(ReserveSql,
             Text(scopes.Tenant), Int(plan?.Rpm), Int(plan?.Tpm), NullableLong(plan is { HardQuota: true } ? plan.IncludedTokens : null), NullablePico(plan?.MonthlyBudgetUsd),
             Text(scopes.Key), Int(limits.Rpm), Int(limits.Tpm), NullableLong(limits.MonthlyTokens), NullablePico(limits.MonthlyBudgetUsd),
@@ -69,12 +70,15 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
         var tenant = new LimitCounters();
         var keyCounters = new LimitCounters();
         bool? allowed = null;
-        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+
+        // Not cancelled with the client once sent: a hold written by a batch whose answer was dropped would count for
+        // HoldLifetime. Read to the end, a hold of a request that then ends is released by its settle or release.
+        await using (var reader = await batch.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false))
         {
             do
             {
                 // Only the decision's SELECT has eight columns (the lock's has one; the rest return no rows).
-                while (reader.FieldCount == 8 && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                while (reader.FieldCount == 8 && await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
                 {
                     var counters = reader.GetString(0) == scopes.Tenant ? tenant : keyCounters;
                     counters.MonthTokens = reader.GetInt64(1);
@@ -86,7 +90,7 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
                     allowed = reader.GetBoolean(7);
                 }
             }
-            while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false));
+            while (await reader.NextResultAsync(CancellationToken.None).ConfigureAwait(false));
         }
 
         // The database decided (and wrote the hold when it allowed); the same rules over the counters it read give the

@@ -62,7 +62,7 @@ public sealed class SharedDatabaseTests(PostgresServer postgres) : IAsyncLifetim
     public async Task TwoInstances_OneDatabase_ShareKeysRevocationsAndUsage()
     {
         // The connection string as a hosting platform hands it out (a postgres:// URL), in the .env beside the config.
-        await WriteConnectionStringAsync();
+        var databaseName = await WriteConnectionStringAsync();
 
         await using var first = StartServer();
         await using var second = StartServer();
@@ -114,7 +114,11 @@ public sealed class SharedDatabaseTests(PostgresServer postgres) : IAsyncLifetim
         }
         catch (OperationCanceledException) when (!Ct.IsCancellationRequested)
         {
-            Assert.Fail($"The revoked key was not refused within 20 s ({answered} requests answered 200). First instance:\n{first.Output}\nSecond instance:\n{second.Output}");
+            var row = new NpgsqlConnectionStringBuilder(postgres.AdminConnectionString) { Database = databaseName, Pooling = false };
+            await using var connection = new NpgsqlConnection(row.ConnectionString);
+            await connection.OpenAsync(Ct);
+            await using var query = new NpgsqlCommand($"SELECT revoked_at::text || ' / stamp ' || (SELECT value FROM settings WHERE name = 'auth_version') FROM api_keys WHERE id = '{(string)key["id"]!}'", connection);
+            Assert.Fail($"The revoked key was not refused within 20 s ({answered} requests answered 200; in the database: {await query.ExecuteScalarAsync(Ct)}). First instance:\n{first.Output}\nSecond instance:\n{second.Output}");
             throw;
         }
 
