@@ -169,14 +169,15 @@ public sealed class PostgresDatabase : IAsyncDisposable
             builder.AutoPrepareMinUsages = 2;
         }
 
-        // Nothing here changes session state (no SET, no temporary tables; advisory locks are transaction-scoped), so
-        // a connection going back to the pool needs no reset: that reset was five statements on every next use.
+        // Nothing here changes session state (no SET, no temporary tables; the limiter's advisory locks end with their
+        // transaction and the migration's is released before its connection goes back), so a connection returned to
+        // the pool needs no reset: that reset was five statements on every next use.
         builder.NoResetOnClose = true;
         _source = NpgsqlDataSource.Create(builder);
 
-        // The limit counters change twice per limited request under a per-tenant lock that is held until the commit
-        // returns. Waiting for the WAL flush there would serialise a tenant's requests at the disk's flush rate, so
-        // their sessions commit without waiting (synchronous_commit = off). The ledger keeps durable commits: after a
+        // The limit counters change twice per limited request, and a reservation holds the tenant's lock until its
+        // commit returns. Waiting for the WAL flush there would serialise a tenant's requests at the disk's flush rate,
+        // so the counters' sessions commit without waiting (synchronous_commit = off). The ledger keeps durable commits: after a
         // database crash the counters can miss the last moments of usage, never the rows that record it.
         var counters = new NpgsqlConnectionStringBuilder(builder.ConnectionString);
         counters.Options = string.IsNullOrEmpty(counters.Options) ? "-c synchronous_commit=off" : counters.Options + " -c synchronous_commit=off";
