@@ -2,6 +2,7 @@ using Tollgate.Billing;
 using Tollgate.Keys;
 using Tollgate.Metering;
 using Tollgate.Storage.Postgres;
+using Tollgate.Storage.Redis;
 using Tollgate.Storage.Sqlite;
 using Tollgate.Tenancy;
 
@@ -63,19 +64,43 @@ public sealed class GatewayStorage : IAsyncDisposable
             database: null);
     }
 
-    public static GatewayStorage Postgres(string connectionString, TimeProvider time)
+    /// <summary>
+    /// A PostgreSQL database several instances share; the limit counters in it, or in the Redis that
+    /// <paramref name="redisConnectionString"/> names (throws <see cref="FormatException"/> when it cannot be read).
+    /// </summary>
+    public static GatewayStorage Postgres(string connectionString, TimeProvider time, string? redisConnectionString = null)
     {
+        var redis = redisConnectionString is null ? null : new RedisConnection(redisConnectionString);
         var database = new PostgresDatabase(connectionString);
+        if (redis is null)
+        {
+            return new GatewayStorage(
+                database.Description,
+                shared: true,
+                new PostgresKeyStore(database, time),
+                new PostgresTenantStore(database, time),
+                new PostgresLedgerStore(database),
+                new PostgresBillingStore(database),
+                new PostgresUsageLimiter(database, time),
+                database.MigrateAsync,
+                database);
+        }
+
+        var limiter = new RedisUsageLimiter(redis, database, time);
         return new GatewayStorage(
-            database.Description,
+            $"{database.Description}, limit counters in {redis.Description}",
             shared: true,
-            new PostgresKeyStore(database, time),
-            new PostgresTenantStore(database, time),
+            new PostgresKeyStore(database, time, limiter.ForgetAsync),
+            new PostgresTenantStore(database, time, limiter.ForgetAsync),
             new PostgresLedgerStore(database),
             new PostgresBillingStore(database),
-            new PostgresUsageLimiter(database, time),
-            database.MigrateAsync,
-            database);
+            limiter,
+            async cancellationToken =>
+            {
+                await database.MigrateAsync(cancellationToken).ConfigureAwait(false);
+                await redis.PingAsync().ConfigureAwait(false);
+            },
+            new CombinedDisposable(database, redis));
     }
 
     /// <summary>Creates or upgrades the schema. Safe to run from several instances at once.</summary>
@@ -105,6 +130,17 @@ public sealed class GatewayStorage : IAsyncDisposable
         if (_database is not null)
         {
             await _database.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private sealed class CombinedDisposable(params IAsyncDisposable[] parts) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var part in parts)
+            {
+                await part.DisposeAsync().ConfigureAwait(false);
+            }
         }
     }
 }

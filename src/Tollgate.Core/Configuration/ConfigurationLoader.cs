@@ -19,9 +19,11 @@ public static class ConfigurationLoader
 {
     private static readonly string[] EntrySections = ["providers", "models", "routes", "plans"];
 
-    /// <summary>Environment names that are Tollgate settings but not part of <c>tollgate.json</c>.</summary>
-    /// <summary><c>TOLLGATE_</c> variables that hold values, not configuration keys (the admin key, the config path, the default PostgreSQL connection string).</summary>
-    private static readonly HashSet<string> NonConfigVariables = new(StringComparer.OrdinalIgnoreCase) { "ADMIN_KEY", "CONFIG", "POSTGRES" };
+    /// <summary>
+    /// <c>TOLLGATE_</c> variables that hold values, not configuration keys: the admin key, the config path, and the
+    /// default PostgreSQL and Redis connection strings.
+    /// </summary>
+    private static readonly HashSet<string> NonConfigVariables = new(StringComparer.OrdinalIgnoreCase) { "ADMIN_KEY", "CONFIG", "POSTGRES", "REDIS" };
 
     private static readonly JsonDocumentOptions DocumentOptions = new()
     {

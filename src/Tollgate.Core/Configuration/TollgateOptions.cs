@@ -208,6 +208,8 @@ public sealed record StorageOptions
 {
     public const string Sqlite = "sqlite";
     public const string Postgres = "postgres";
+    public const string DatabaseLimiter = "database";
+    public const string RedisLimiter = "redis";
 
     /// <summary>
     /// <c>sqlite</c> (default): the embedded file under <see cref="DataDirectory"/>, for one instance.
@@ -221,6 +223,21 @@ public sealed record StorageOptions
     /// URL. Default <c>TOLLGATE_POSTGRES</c>. The string itself never goes in the file: it carries a password.
     /// </summary>
     public string ConnectionStringEnv { get; init; } = "TOLLGATE_POSTGRES";
+
+    /// <summary>
+    /// Where the limit counters of a shared database live. <c>database</c> (default): in PostgreSQL itself, nothing
+    /// more to run. <c>redis</c>: in Redis, which takes a hot tenant's reservations many times faster; keys, tenants,
+    /// the ledger and invoices stay in PostgreSQL, and the counters are made again from its ledger whenever Redis
+    /// has lost them. Needs <c>database: postgres</c>.
+    /// </summary>
+    public string Limiter { get; init; } = DatabaseLimiter;
+
+    /// <summary>
+    /// The environment variable (or <c>.env</c> entry) holding the Redis connection string when <see cref="Limiter"/>
+    /// is <c>redis</c>: <c>host:port,password=...</c> (StackExchange.Redis's form) or a
+    /// <c>redis://[:password@]host:port[/database]</c> URL (<c>rediss://</c> for TLS). Default <c>TOLLGATE_REDIS</c>.
+    /// </summary>
+    public string RedisConnectionStringEnv { get; init; } = "TOLLGATE_REDIS";
 
     /// <summary>Directory of the embedded SQLite database. Default <c>./data</c>.</summary>
     public string DataDirectory { get; init; } = "data";

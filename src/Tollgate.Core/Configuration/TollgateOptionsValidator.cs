@@ -181,6 +181,21 @@ public static class TollgateOptionsValidator
             errors.Add("storage:connectionStringEnv: must not be empty");
         }
 
+        if (options.Storage.Limiter is not (StorageOptions.DatabaseLimiter or StorageOptions.RedisLimiter))
+        {
+            errors.Add($"storage:limiter: must be '{StorageOptions.DatabaseLimiter}' or '{StorageOptions.RedisLimiter}', got '{options.Storage.Limiter}'");
+        }
+        else if (options.Storage.Limiter == StorageOptions.RedisLimiter && options.Storage.Database != StorageOptions.Postgres)
+        {
+            // One instance keeps its counters in memory, exactly and for free; Redis is for instances sharing PostgreSQL.
+            errors.Add($"storage:limiter: '{StorageOptions.RedisLimiter}' needs storage:database '{StorageOptions.Postgres}' (limit counters are shared only between instances that share a database)");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Storage.RedisConnectionStringEnv))
+        {
+            errors.Add("storage:redisConnectionStringEnv: must not be empty");
+        }
+
         return errors;
     }
 

@@ -56,4 +56,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Auth: the key change counter could not be read; keys and tenants are re-read from the database until it can")]
     public static partial void ChangeStampUnreadable(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Request {RequestId}: storage unavailable: {Reason}")]
+    public static partial void StorageUnavailable(ILogger logger, string requestId, string reason);
 }

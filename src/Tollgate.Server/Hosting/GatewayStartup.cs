@@ -108,7 +108,8 @@ public static class GatewayStartup
 
     /// <summary>
     /// The database <c>storage.database</c> names: the SQLite file under <paramref name="dataDirectory"/>, or the
-    /// PostgreSQL database whose connection string is in the variable <c>storage.connectionStringEnv</c> names.
+    /// PostgreSQL database whose connection string is in the variable <c>storage.connectionStringEnv</c> names (with
+    /// its limit counters in Redis when <c>storage.limiter</c> is <c>redis</c>).
     /// Throws <see cref="TollgateConfigurationException"/> when that variable is missing or unreadable.
     /// </summary>
     public static GatewayStorage OpenStorage(TollgateOptions options, SecretSource secrets, string dataDirectory, TimeProvider time)
@@ -125,13 +126,34 @@ public static class GatewayStartup
             throw new TollgateConfigurationException([$"storage:database: is '{StorageOptions.Postgres}', but {variable} (storage:connectionStringEnv) is not set in the environment or .env"]);
         }
 
+        string postgres;
         try
         {
-            return GatewayStorage.Postgres(PostgresConnectionString.Normalize(value), time);
+            postgres = PostgresConnectionString.Normalize(value);
         }
         catch (FormatException ex)
         {
             throw new TollgateConfigurationException([$"{variable} (storage:connectionStringEnv): {ex.Message}"]);
+        }
+
+        if (storage.Limiter != StorageOptions.RedisLimiter)
+        {
+            return GatewayStorage.Postgres(postgres, time);
+        }
+
+        var redisVariable = storage.RedisConnectionStringEnv;
+        if (secrets.Get(redisVariable) is not { Length: > 0 } redis)
+        {
+            throw new TollgateConfigurationException([$"storage:limiter: is '{StorageOptions.RedisLimiter}', but {redisVariable} (storage:redisConnectionStringEnv) is not set in the environment or .env"]);
+        }
+
+        try
+        {
+            return GatewayStorage.Postgres(postgres, time, redis);
+        }
+        catch (FormatException ex)
+        {
+            throw new TollgateConfigurationException([$"{redisVariable} (storage:redisConnectionStringEnv): {ex.Message}"]);
         }
     }
 }

@@ -5,7 +5,8 @@ using Tollgate.Keys;
 namespace Tollgate.Storage.Postgres;
 
 /// <summary>Client keys and the admin key hash in the shared database: a key made on one instance works on all.</summary>
-public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider time) : IKeyStore
+/// <param name="forgetCounters">Called with (tenant, key) after a key's limits change, when its counters live elsewhere (Redis).</param>
+public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider time, Func<string, string?, Task>? forgetCounters = null) : IKeyStore
 {
     private const string AdminKeySetting = "admin_key_hash";
     private const string Columns = "id, name, prefix, hash, created_at, revoked_at, tenant_id, monthly_tokens, monthly_budget_usd, rpm, tpm, models, expires_at";
@@ -66,6 +67,10 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
             await using var reset = new NpgsqlCommand("DELETE FROM limit_months WHERE scope = $1", connection);
             reset.Parameters.Add(Text("k:" + id));
             await reset.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            if (forgetCounters is not null)
+            {
+                await forgetCounters(updated.TenantId, updated.Id).ConfigureAwait(false);
+            }
         }
 
         return updated;

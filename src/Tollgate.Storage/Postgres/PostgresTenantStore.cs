@@ -5,7 +5,8 @@ using Tollgate.Tenancy;
 namespace Tollgate.Storage.Postgres;
 
 /// <summary>Tenants in the shared database.</summary>
-public sealed class PostgresTenantStore(PostgresDatabase database, TimeProvider time) : ITenantStore
+/// <param name="forgetCounters">Called with (tenant, null) after a tenant's plan changes, when its counters live elsewhere (Redis).</param>
+public sealed class PostgresTenantStore(PostgresDatabase database, TimeProvider time, Func<string, string?, Task>? forgetCounters = null) : ITenantStore
 {
     private const string Columns = "id, name, plan, suspended, created_at";
 
@@ -61,6 +62,10 @@ public sealed class PostgresTenantStore(PostgresDatabase database, TimeProvider 
             await using var reset = new NpgsqlCommand("DELETE FROM limit_months WHERE scope = $1", connection);
             reset.Parameters.Add(PostgresKeyStore.Text("t:" + id));
             await reset.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            if (forgetCounters is not null)
+            {
+                await forgetCounters(id, null).ConfigureAwait(false);
+            }
         }
 
         return updated;

@@ -192,17 +192,21 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
         await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
-    public async ValueTask<MonthToDate> MonthToDateAsync(string tenantId, string keyId, CancellationToken cancellationToken)
-    {
-        var now = time.GetUtcNow();
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+    public ValueTask<MonthToDate> MonthToDateAsync(string tenantId, string keyId, CancellationToken cancellationToken) =>
+        LedgerMonthToDateAsync(database, tenantId, keyId, time.GetUtcNow(), cancellationToken);
 
-        // The ledger is the truth for settled usage; the counters only add what is settled and not yet committed,
-        // so for a report the ledger's sums serve (tenants without a plan have no counters at all).
-        await using var command = new NpgsqlCommand("""
-            SELECT coalesce(sum(input_uncached + input_cached + cache_write_5m + cache_write_1h + output_text + output_reasoning) FILTER (WHERE attempt_kind IS NULL), 0)::bigint,
+    /// <summary>
+    /// Month-to-date tokens and cost of a tenant and one of its keys, summed from the ledger: the truth for settled
+    /// usage (the counters only add what is settled and not yet committed), and the only source for tenants without a
+    /// plan, which keep no counters at all.
+    /// </summary>
+    internal static async ValueTask<MonthToDate> LedgerMonthToDateAsync(PostgresDatabase database, string tenantId, string keyId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand($"""
+            SELECT coalesce(sum({TokensOfRow}) FILTER (WHERE attempt_kind IS NULL), 0)::bigint,
                    coalesce(sum(cost_pusd), 0),
-                   coalesce(sum(input_uncached + input_cached + cache_write_5m + cache_write_1h + output_text + output_reasoning) FILTER (WHERE attempt_kind IS NULL AND key_id = $2), 0)::bigint,
+                   coalesce(sum({TokensOfRow}) FILTER (WHERE attempt_kind IS NULL AND key_id = $2), 0)::bigint,
                    coalesce(sum(cost_pusd) FILTER (WHERE key_id = $2), 0)
             FROM ledger WHERE tenant_id = $1 AND ts_ms >= $3
             """, connection);
@@ -213,6 +217,30 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         return new MonthToDate(reader.GetInt64(0), Money.PicoSumToUsd(reader.GetDecimal(1)), reader.GetInt64(2), Money.PicoSumToUsd(reader.GetDecimal(3)));
     }
+
+    /// <summary>
+    /// One scope's usage in one calendar month as the ledger has it: requests' own rows for tokens (extra attempts are
+    /// the gateway's overhead, never a tenant's tokens), every row for cost. <paramref name="keyId"/> null: the tenant's.
+    /// </summary>
+    internal static async ValueTask<(long Tokens, decimal CostPicoUsd)> LedgerMonthUsageAsync(PostgresDatabase database, string tenantId, string? keyId, long month, CancellationToken cancellationToken)
+    {
+        var monthStart = MonthDate(month);
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand($"""
+            SELECT coalesce(sum({TokensOfRow}) FILTER (WHERE attempt_kind IS NULL), 0)::bigint, coalesce(sum(cost_pusd), 0)
+            FROM ledger WHERE tenant_id = $1 AND ts_ms >= $2 AND ts_ms < $3 AND ($4::text IS NULL OR key_id = $4)
+            """, connection);
+        command.Parameters.Add(Text(tenantId));
+        command.Parameters.Add(Long(monthStart.ToUnixTimeMilliseconds()));
+        command.Parameters.Add(Long(monthStart.AddMonths(1).ToUnixTimeMilliseconds()));
+        command.Parameters.Add(Text(keyId));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        return (reader.GetInt64(0), reader.GetDecimal(1));
+    }
+
+    /// <summary>The tokens a ledger row counts against quotas: every input and output bucket.</summary>
+    private const string TokensOfRow = "input_uncached + input_cached + cache_write_5m + cache_write_1h + output_text + output_reasoning";
 
     /// <summary>
     /// Reads both scopes' counters (settled this month, this minute, and the live holds), decides with the same rules as
@@ -270,7 +298,7 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
             var command = Command($"""
                 INSERT INTO limit_months (scope, month, tokens, cost_pusd)
                 SELECT $1, $2,
-                       coalesce(sum(input_uncached + input_cached + cache_write_5m + cache_write_1h + output_text + output_reasoning) FILTER (WHERE attempt_kind IS NULL), 0),
+                       coalesce(sum({TokensOfRow}) FILTER (WHERE attempt_kind IS NULL), 0),
                        coalesce(sum(cost_pusd), 0)
                 FROM ledger
                 WHERE NOT EXISTS (SELECT 1 FROM limit_months WHERE scope = $1 AND month = $2)
@@ -299,7 +327,7 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
         batch.BatchCommands.Add(Command("DELETE FROM limit_holds WHERE id = $1", new NpgsqlParameter<Guid> { TypedValue = hold.Id }));
     }
 
-    private static DateTimeOffset MonthDate(long month) => new((int)((month - 1) / 12), (int)(((month - 1) % 12) + 1), 1, 0, 0, 0, TimeSpan.Zero);
+    internal static DateTimeOffset MonthDate(long month) => new((int)((month - 1) / 12), (int)(((month - 1) % 12) + 1), 1, 0, 0, 0, TimeSpan.Zero);
 
     private static NpgsqlBatchCommand Command(string sql, params NpgsqlParameter[] parameters)
     {

@@ -15,10 +15,10 @@ namespace Tollgate.Tests.EndToEnd;
 /// <summary>
 /// Two real <c>tollgate</c> processes behind one PostgreSQL database, as a platform team runs them behind a load
 /// balancer: a key made on one works on the other, a revocation on one stops the key on both, and each instance's
-/// reports include what the other answered.
+/// reports include what the other answered; limits hold across them with their counters in PostgreSQL or in Redis.
 /// </summary>
 [Collection(PostgresTests.Name)]
-public sealed class SharedDatabaseTests(PostgresServer postgres) : IAsyncLifetime
+public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer redis) : IAsyncLifetime
 {
     private const string AdminKey = "tga-shared-database-test-admin-key";
 
@@ -131,10 +131,12 @@ public sealed class SharedDatabaseTests(PostgresServer postgres) : IAsyncLifetim
         Assert.False((bool)listed["active"]!);
     }
 
-    [Fact]
-    public async Task TwoInstances_HoldOneQuotaAndPriceOneMonthBetweenThem()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task TwoInstances_HoldOneQuotaAndPriceOneMonthBetweenThem(bool countersInRedis)
     {
-        await WriteConnectionStringAsync();
+        await WriteConnectionStringAsync(countersInRedis ? redis.NewConnectionString() : null);
         await using var first = StartServer();
         await using var second = StartServer();
         var urls = new[] { await first.WaitForListeningAsync(Ct), await second.WaitForListeningAsync(Ct) };
@@ -271,15 +273,123 @@ public sealed class SharedDatabaseTests(PostgresServer postgres) : IAsyncLifetim
         Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
     }
 
-    /// <summary>Makes a database and writes its URL into the .env beside the config; returns the database's name.</summary>
-    private async Task<string> WriteConnectionStringAsync()
+    [Fact]
+    public async Task RedisLostWhileServing_LimitedRequestsFailClosed_OthersAreServed_AndItsReturnIsSeamless()
+    {
+        // A Redis of this test's own, to stop and start again while the gateway serves.
+        var counters = new RedisServer();
+        await counters.InitializeAsync();
+        await WriteConnectionStringAsync(counters.NewConnectionString());
+        await using var server = StartServer();
+        var url = await server.WaitForListeningAsync(Ct);
+        using var admin = AdminClient(url);
+        using var created = await admin.PostAsJsonAsync("admin/keys", new { name = "limited", limits = new { monthlyTokens = 40 } }, Ct);
+        var limitedKey = (await created.Content.ReadFromJsonAsync<JsonObject>(Ct))!;
+        var limited = (string)limitedKey["key"]!;
+        using var createdOpen = await admin.PostAsJsonAsync("admin/keys", new { name = "open" }, Ct);
+        var open = (string)(await createdOpen.Content.ReadFromJsonAsync<JsonObject>(Ct))!["key"]!;
+        using (var before = await ChatAsync(url, limited, Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        }
+
+        var endpoint = counters.Endpoint;
+        await counters.DisposeAsync();
+
+        // Limits cannot be checked: refused before any provider is asked. A key without limits needs no counter.
+        var upstreamCalls = _upstream.Requests.Count;
+        using (var refused = await ChatAsync(url, limited, Ct))
+        {
+            var body = await refused.Content.ReadAsStringAsync(Ct);
+            Assert.True(refused.StatusCode == HttpStatusCode.ServiceUnavailable && ErrorCode(body) == "limits_unavailable", $"{(int)refused.StatusCode}: {body}");
+            Assert.DoesNotContain(endpoint, body, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(upstreamCalls, _upstream.Requests.Count);
+        using (var served = await ChatAsync(url, open, Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+        }
+
+        // Changing limits needs their counters forgotten in Redis: a clear 503 to retry, not a 500.
+        using (var change = await admin.PatchAsJsonAsync($"admin/keys/{(string)limitedKey["id"]!}", new { limits = new { monthlyTokens = 40 } }, Ct))
+        {
+            var body = await change.Content.ReadAsStringAsync(Ct);
+            Assert.True(change.StatusCode == HttpStatusCode.ServiceUnavailable && ErrorCode(body) == "storage_unavailable", $"{(int)change.StatusCode}: {body}");
+            Assert.Equal("1", change.Headers.RetryAfter?.ToString());
+        }
+
+        // Back, empty (no persistence): the counters are made again from the ledger, so the quota still counts the
+        // 15 tokens used before. 40 allow one more answer of 15 (its worst case is 10 + prompt), not three.
+        await using var restarted = RedisServer.OnPort(endpoint);
+        await restarted.InitializeAsync();
+        var answered = 0;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds(20));
+        for (var i = 0; i < 4; i++)
+        {
+            while (true)
+            {
+                using var response = await ChatAsync(url, limited, deadline.Token);
+                var body = await response.Content.ReadAsStringAsync(Ct);
+                if (ErrorCode(body) == "limits_unavailable")
+                {
+                    // The multiplexer reconnects on its own schedule.
+                    await Task.Delay(100, deadline.Token);
+                    continue;
+                }
+
+                answered += response.StatusCode == HttpStatusCode.OK ? 1 : 0;
+                Assert.True(response.StatusCode == HttpStatusCode.OK || ErrorCode(body) == "monthly_token_quota_exceeded", $"{(int)response.StatusCode}: {body}");
+                break;
+            }
+        }
+
+        Assert.Equal(1, answered);
+    }
+
+    [Fact]
+    public async Task Serve_RedisLimiter_WithoutItsConnectionString_OrUnreachable_StopsWithAClearMessage()
+    {
+        await WriteConnectionStringAsync(redisConnectionString: null);
+        await UseRedisLimiterAsync();
+        var (exit, output) = await GatewayProcess.RunAsync(["serve", "--config", ConfigPath, "--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}"], Ct, Environment());
+        Assert.Equal(2, exit);
+        Assert.Contains("storage:limiter: is 'redis', but TOLLGATE_REDIS (storage:redisConnectionStringEnv) is not set", output, StringComparison.Ordinal);
+
+        await WriteConnectionStringAsync($"redis://:s3cret-redis-password@127.0.0.1:{GatewayProcess.FreePort()}");
+        (exit, output) = await GatewayProcess.RunAsync(["serve", "--config", ConfigPath, "--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}"], Ct, Environment());
+        Assert.Equal(1, exit);
+        Assert.Contains("The database could not be opened: Redis at 127.0.0.1:", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret-redis-password", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Makes a database and writes its URL into the .env beside the config (with the Redis connection string and
+    /// <c>storage.limiter: redis</c> when one is given); returns the database's name.
+    /// </summary>
+    private async Task<string> WriteConnectionStringAsync(string? redisConnectionString = null)
     {
         var database = new NpgsqlConnectionStringBuilder(await postgres.CreateDatabaseAsync("shared"));
         await File.WriteAllTextAsync(
             Path.Combine(_directory, ".env"),
-            $"UPSTREAM_API_KEY=sk-shared-upstream\nTOLLGATE_POSTGRES=postgres://{database.Username}@{database.Host}:{database.Port}/{database.Database}\n",
+            $"UPSTREAM_API_KEY=sk-shared-upstream\nTOLLGATE_POSTGRES=postgres://{database.Username}@{database.Host}:{database.Port}/{database.Database}\n" +
+            (redisConnectionString is null ? string.Empty : $"TOLLGATE_REDIS={redisConnectionString}\n"),
             Ct);
+        if (redisConnectionString is not null)
+        {
+            await UseRedisLimiterAsync();
+        }
+
         return database.Database!;
+    }
+
+    private async Task UseRedisLimiterAsync()
+    {
+        var config = JsonNode.Parse(await File.ReadAllTextAsync(ConfigPath, Ct))!;
+        config["storage"]!["limiter"] = "redis";
+        await File.WriteAllTextAsync(ConfigPath, config.ToJsonString(), Ct);
     }
 
     private static async Task<HttpResponseMessage> ChatAsync(Uri baseUrl, string key, CancellationToken cancellationToken)

@@ -86,4 +86,41 @@ public sealed class StorageConfigurationTests
         Assert.Contains("GATEWAY_DB (storage:connectionStringEnv): the connection string names no Host", malformed.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("hunter2-secret", malformed.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("sqlite", "redis", "storage:limiter: 'redis' needs storage:database 'postgres'")]
+    [InlineData("postgres", "memcached", "storage:limiter: must be 'database' or 'redis', got 'memcached'")]
+    public void Load_LimiterThatCannotWork_FailsNamingTheKey(string database, string limiter, string expected)
+    {
+        var error = Assert.Throws<TollgateConfigurationException>(() => ConfigurationLoader.Load(
+            new JsonObject { ["storage"] = new JsonObject { ["database"] = database, ["limiter"] = limiter } }, new Dictionary<string, string>()));
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_DefaultRedisVariable_IsNotTakenForAConfigurationKey()
+    {
+        var options = ConfigurationLoader.Load(
+            new JsonObject { ["storage"] = new JsonObject { ["database"] = "postgres", ["limiter"] = "redis" } },
+            new Dictionary<string, string> { ["TOLLGATE_REDIS"] = "cache:6379", ["TOLLGATE_POSTGRES"] = "Host=db" });
+
+        Assert.Equal(StorageOptions.RedisLimiter, options.Storage.Limiter);
+        Assert.Equal("TOLLGATE_REDIS", options.Storage.RedisConnectionStringEnv);
+    }
+
+    [Fact]
+    public void OpenStorage_RedisVariableNamedInConfig_IsReadFromTheSecrets_WithoutRepeatingThePassword()
+    {
+        var options = new TollgateOptions { Storage = new StorageOptions { Database = StorageOptions.Postgres, Limiter = StorageOptions.RedisLimiter, RedisConnectionStringEnv = "COUNTERS" } };
+        var postgres = new Dictionary<string, string> { ["TOLLGATE_POSTGRES"] = "Host=db" };
+
+        var missing = Assert.Throws<TollgateConfigurationException>(() => GatewayStartup.OpenStorage(options, new SecretSource(postgres), "unused", TimeProvider.System));
+        Assert.Contains("storage:limiter: is 'redis', but COUNTERS (storage:redisConnectionStringEnv) is not set", missing.Message, StringComparison.Ordinal);
+
+        var malformed = Assert.Throws<TollgateConfigurationException>(() => GatewayStartup.OpenStorage(
+            options, new SecretSource(new Dictionary<string, string>(postgres) { ["COUNTERS"] = "redis://:hunter2-secret@cache/zero" }), "unused", TimeProvider.System));
+        Assert.Contains("COUNTERS (storage:redisConnectionStringEnv): the redis:// URL's path must be a database number", malformed.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2-secret", malformed.Message, StringComparison.Ordinal);
+    }
 }

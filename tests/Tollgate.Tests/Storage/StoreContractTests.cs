@@ -388,8 +388,9 @@ public sealed class PostgresStoreContractTests(PostgresServer server) : StoreCon
     }
 }
 
+/// <summary>The tests that need PostgreSQL (and, for limit counters kept there, Redis): run one after another.</summary>
 [CollectionDefinition(Name)]
-public sealed class PostgresTests : ICollectionFixture<PostgresServer>
+public sealed class PostgresTests : ICollectionFixture<PostgresServer>, ICollectionFixture<RedisServer>
 {
     public const string Name = "postgres";
 }

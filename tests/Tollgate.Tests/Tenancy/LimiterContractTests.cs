@@ -184,17 +184,15 @@ public sealed class InMemoryLimiterContractTests : LimiterContractTests
     }
 }
 
-/// <summary>Two instances on one PostgreSQL database: the counters in the database.</summary>
-[Collection(PostgresTests.Name)]
-public sealed class PostgresLimiterContractTests(PostgresServer server) : LimiterContractTests
+/// <summary>
+/// The rules of limiters whose counters several instances share: what a crashed instance leaves behind, and limits
+/// that begin after usage did.
+/// </summary>
+public abstract class SharedLimiterContractTests : LimiterContractTests
 {
     protected override bool CountersInDatabase => true;
 
-    protected override async Task<IReadOnlyList<GatewayStorage>> OpenInstancesAsync()
-    {
-        var connectionString = await server.CreateDatabaseAsync("limits");
-        return [GatewayStorage.Postgres(connectionString, Time), GatewayStorage.Postgres(connectionString, Time)];
-    }
+    protected abstract TimeSpan HoldLifetime { get; }
 
     [Fact]
     public async Task HoldOfACrashedInstance_StopsCountingWhenItExpires()
@@ -203,7 +201,7 @@ public sealed class PostgresLimiterContractTests(PostgresServer server) : Limite
         Assert.True((await Limiters[0].TryReserveAsync(key, null, 900, 0m, Ct)).Decision.Allowed); // never settled: the instance died
         Assert.Equal(LimitKind.MonthlyTokenQuota, (await Limiters[1].TryReserveAsync(key, null, 900, 0m, Ct)).Decision.Kind);
 
-        Time.Advance(Tollgate.Storage.Postgres.PostgresUsageLimiter.HoldLifetime);
+        Time.Advance(HoldLifetime);
         Assert.True((await Limiters[1].TryReserveAsync(key, null, 900, 0m, Ct)).Decision.Allowed);
     }
 
@@ -213,14 +211,54 @@ public sealed class PostgresLimiterContractTests(PostgresServer server) : Limite
         // Unlimited, the key keeps no counters; its usage is in the ledger only.
         var key = (await First.Keys.CreateAsync("later-limited", Ct)).Record;
         Assert.True((await Limiters[0].TryReserveAsync(key, null, 10, 0.01m, Ct)).Decision.Allowed);
-        await First.Ledger.AppendAsync([new LedgerEntry
-        {
-            RequestId = "req_unlimited", TimestampMs = Time.GetUtcNow().ToUnixTimeMilliseconds(), TenantId = key.TenantId, KeyId = key.Id,
-            Model = "m", Usage = new UsageBuckets(700, 0, 0, 0, 0, 0), UsageSource = UsageSource.Reported, CostPicoUsd = 0, Status = 200,
-        }], Ct);
+        await First.Ledger.AppendAsync([TokensRow(key, 700)], Ct);
 
         var limited = await First.Keys.UpdateLimitsAsync(key.Id, new KeyLimits(MonthlyTokens: 1_000), null, Ct);
         Assert.Equal(LimitKind.MonthlyTokenQuota, (await Limiters[1].TryReserveAsync(limited!, null, 301, 0m, Ct)).Decision.Kind);
         Assert.True((await Limiters[1].TryReserveAsync(limited!, null, 300, 0m, Ct)).Decision.Allowed);
+    }
+
+    [Fact]
+    public async Task LimitsLiftedAndSetAgain_CountTheUsageInBetween()
+    {
+        // Limited, then unlimited while 600 tokens are used (counted nowhere but the ledger), then limited again.
+        var key = await KeyAsync(new KeyLimits(MonthlyTokens: 1_000));
+        var first = await Limiters[0].TryReserveAsync(key, null, 100, 0m, Ct);
+        await Limiters[0].SettleAsync(first.Reservation!, 100, 0m);
+        await First.Ledger.AppendAsync([TokensRow(key, 100)], Ct);
+
+        var unlimited = await First.Keys.UpdateLimitsAsync(key.Id, KeyLimits.None, null, Ct);
+        Assert.True((await Limiters[1].TryReserveAsync(unlimited!, null, 600, 0m, Ct)).Decision.Allowed);
+        await First.Ledger.AppendAsync([TokensRow(key, 600)], Ct);
+
+        var limited = await First.Keys.UpdateLimitsAsync(key.Id, new KeyLimits(MonthlyTokens: 1_000), null, Ct);
+        Assert.Equal(LimitKind.MonthlyTokenQuota, (await Limiters[0].TryReserveAsync(limited!, null, 301, 0m, Ct)).Decision.Kind);
+        Assert.True((await Limiters[1].TryReserveAsync(limited!, null, 300, 0m, Ct)).Decision.Allowed);
+    }
+
+    protected LedgerEntry TokensRow(ApiKeyRecord key, long tokens) => new()
+    {
+        RequestId = "req_" + Guid.NewGuid().ToString("N"),
+        TimestampMs = Time.GetUtcNow().ToUnixTimeMilliseconds(),
+        TenantId = key.TenantId,
+        KeyId = key.Id,
+        Model = "m",
+        Usage = new UsageBuckets(tokens, 0, 0, 0, 0, 0),
+        UsageSource = UsageSource.Reported,
+        CostPicoUsd = 0,
+        Status = 200,
+    };
+}
+
+/// <summary>Two instances on one PostgreSQL database: the counters in the database.</summary>
+[Collection(PostgresTests.Name)]
+public sealed class PostgresLimiterContractTests(PostgresServer server) : SharedLimiterContractTests
+{
+    protected override TimeSpan HoldLifetime => Tollgate.Storage.Postgres.PostgresUsageLimiter.HoldLifetime;
+
+    protected override async Task<IReadOnlyList<GatewayStorage>> OpenInstancesAsync()
+    {
+        var connectionString = await server.CreateDatabaseAsync("limits");
+        return [GatewayStorage.Postgres(connectionString, Time), GatewayStorage.Postgres(connectionString, Time)];
     }
 }
