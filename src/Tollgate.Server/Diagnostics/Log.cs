@@ -59,4 +59,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Request {RequestId}: storage unavailable: {Reason}")]
     public static partial void StorageUnavailable(ILogger logger, string requestId, string reason);
+
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "Request {RequestId}: the limit counters could not be used ({Step}): {Reason}")]
+    public static partial void LimitsUnavailable(ILogger logger, string requestId, string step, string reason);
 }

@@ -69,7 +69,7 @@ internal sealed partial class GatewayDispatcher
     {
         var caller = context.Features.Get<ClientKeyFeature>()
             ?? throw new InvalidOperationException("The dispatcher runs only behind AuthMiddleware.");
-        var accounting = new RequestAccounting(context, caller, _limiter, _ledger, _metrics, _time);
+        var accounting = new RequestAccounting(context, caller, _limiter, _ledger, _metrics, _time, _logger);
         if (!IsJson(context.Request.ContentType))
         {
             await FailAsync(context, accounting, StatusCodes.Status415UnsupportedMediaType,
@@ -164,6 +164,7 @@ internal sealed partial class GatewayDispatcher
         catch (Exception ex) when (RequestAccounting.IsStorageFailure(ex) && !context.RequestAborted.IsCancellationRequested)
         {
             // Limits kept in a database that cannot be reached: fail closed, the request reaches no provider.
+            Log.LimitsUnavailable(_logger, context.TraceIdentifier, "reserve", ex.Message);
             await FailAsync(context, accounting, StatusCodes.Status503ServiceUnavailable,
                 "The gateway cannot check this key's limits right now (its database is unreachable). Try again shortly.",
                 OpenAIError.Api, null, "limits_unavailable").ConfigureAwait(false);

@@ -13,7 +13,7 @@ namespace Tollgate.Server.Dispatch;
 /// the end. <see cref="CommitAsync"/> settles (or releases) the limit reservation and waits until the row
 /// is committed: callers write their last bytes only after that.
 /// </summary>
-internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature caller, IUsageLimiter limiter, LedgerWriter ledger, GatewayMetrics metrics, TimeProvider time)
+internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature caller, IUsageLimiter limiter, LedgerWriter ledger, GatewayMetrics metrics, TimeProvider time, ILogger logger)
 {
     private readonly long _started = time.GetTimestamp();
     private readonly long _timestampMs = time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -161,6 +161,7 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
             {
                 // The shared database is unreachable: the hold stays (and expires), and the row below most likely
                 // cannot be written either. Without a settled price the request is not presented as a success.
+                Log.LimitsUnavailable(logger, context.TraceIdentifier, usage is null ? "release" : "settle", ex.Message);
                 settled = false;
             }
         }

@@ -150,6 +150,9 @@ public sealed class PostgresDatabase : IAsyncDisposable
             """),
     ];
 
+    /// <summary>The most connections an instance opens for limit counters (besides the <c>Maximum Pool Size</c> of its data).</summary>
+    public const int CountersPoolSize = 8;
+
     private readonly NpgsqlDataSource _source;
     private readonly NpgsqlDataSource _counters;
 
@@ -182,6 +185,14 @@ public sealed class PostgresDatabase : IAsyncDisposable
         var counters = new NpgsqlConnectionStringBuilder(builder.ConnectionString);
         counters.Options = string.IsNullOrEmpty(counters.Options) ? "-c synchronous_commit=off" : counters.Options + " -c synchronous_commit=off";
         counters.ApplicationName = builder.ApplicationName + " (limits)";
+
+        // A reservation waits, on its connection, for its tenant's lock: under a burst of one tenant's requests every
+        // one of them would hold a server connection just to wait. A small pool makes them wait in the gateway
+        // instead, at the same throughput (the lock passes one at a time), and keeps an instance's connections well
+        // under a stock server's max_connections of 100 (with Npgsql's default pool of 100 beside it, 64 limited
+        // requests at once refused each other "too many clients").
+        counters.MaxPoolSize = Math.Min(counters.MaxPoolSize, CountersPoolSize);
+        counters.MinPoolSize = Math.Min(counters.MinPoolSize, counters.MaxPoolSize);
         _counters = NpgsqlDataSource.Create(counters);
         Description = $"PostgreSQL database '{builder.Database}' on {builder.Host}:{builder.Port}";
     }

@@ -256,9 +256,28 @@ public sealed class PostgresLimiterContractTests(PostgresServer server) : Shared
 {
     protected override TimeSpan HoldLifetime => Tollgate.Storage.Postgres.PostgresUsageLimiter.HoldLifetime;
 
+    private string _database = string.Empty;
+
     protected override async Task<IReadOnlyList<GatewayStorage>> OpenInstancesAsync()
     {
         var connectionString = await server.CreateDatabaseAsync("limits");
+        _database = new Npgsql.NpgsqlConnectionStringBuilder(connectionString).Database!;
         return [GatewayStorage.Postgres(connectionString, Time), GatewayStorage.Postgres(connectionString, Time)];
+    }
+
+    [Fact]
+    public async Task ABurstOfOneTenant_WaitsInTheGateway_NotOnServerConnections()
+    {
+        // 64 requests of one key at once all wait for the same lock. Each holding a server connection to wait would take
+        // a stock server's max_connections (100) with the data pool beside it; they queue for the counters pool instead.
+        var key = await KeyAsync(new KeyLimits(MonthlyTokens: 1_000_000));
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => Task.Run(async () => await Limiters[0].TryReserveAsync(key, null, 10, 0m, Ct), Ct)));
+        Assert.All(outcomes, o => Assert.True(o.Decision.Allowed));
+
+        await using var connection = new Npgsql.NpgsqlConnection(server.AdminConnectionString);
+        await connection.OpenAsync(Ct);
+        await using var count = new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE '%(limits)'", connection);
+        count.Parameters.Add(new Npgsql.NpgsqlParameter<string> { TypedValue = _database });
+        Assert.InRange((long)(await count.ExecuteScalarAsync(Ct))!, 1, Tollgate.Storage.Postgres.PostgresDatabase.CountersPoolSize);
     }
 }
