@@ -9,7 +9,7 @@ using Tollgate.Tenancy;
 namespace Tollgate.Storage;
 
 /// <summary>
-/// The four stores of one database, opened together: the embedded SQLite file (one instance) or a PostgreSQL
+/// The stores of one database, opened together: the embedded SQLite file (one instance) or a PostgreSQL
 /// database (several instances sharing keys, tenants, the ledger and invoices). Everything above this class
 /// sees only the store interfaces. Disposing it disposes the stores; disposing a store twice is harmless.
 /// </summary>
@@ -19,8 +19,9 @@ public sealed class GatewayStorage : IAsyncDisposable
     private readonly IAsyncDisposable? _database;
     private bool _disposed;
 
-    private GatewayStorage(string description, bool shared, IKeyStore keys, ITenantStore tenants, ILedgerStore ledger, IBillingStore billing, IUsageLimiter limiter, Func<CancellationToken, Task> migrate, IAsyncDisposable? database)
+    private GatewayStorage(string description, bool shared, IKeyStore keys, ITenantStore tenants, ILedgerStore ledger, IBillingStore billing, IUsageLimiter limiter, IDashboardSessionStore sessions, Func<CancellationToken, Task> migrate, IAsyncDisposable? database)
     {
+        Sessions = sessions;
         Limiter = limiter;
         Description = description;
         IsShared = shared;
@@ -46,8 +47,11 @@ public sealed class GatewayStorage : IAsyncDisposable
 
     public IBillingStore Billing { get; }
 
-    /// <summary>Where limit counters live: in this process beside the embedded file, in the database when it is shared.</summary>
+    /// <summary>Where limit counters live: in this process beside the embedded file, in the database (or Redis) when it is shared.</summary>
     public IUsageLimiter Limiter { get; }
+
+    /// <summary>Dashboard logins: in this process beside the embedded file, in the database when it is shared.</summary>
+    public IDashboardSessionStore Sessions { get; }
 
     public static GatewayStorage Sqlite(string dataDirectory, TimeProvider time, bool ledgerFsync = false)
     {
@@ -60,6 +64,7 @@ public sealed class GatewayStorage : IAsyncDisposable
             new SqliteLedgerStore(database, ledgerFsync),
             new SqliteBillingStore(database),
             new InMemoryUsageLimiter(time),
+            new InMemoryDashboardSessionStore(time),
             database.MigrateAsync,
             database: null);
     }
@@ -82,6 +87,7 @@ public sealed class GatewayStorage : IAsyncDisposable
                 new PostgresLedgerStore(database),
                 new PostgresBillingStore(database),
                 new PostgresUsageLimiter(database, time),
+                new PostgresDashboardSessionStore(database, time),
                 database.MigrateAsync,
                 database);
         }
@@ -95,6 +101,7 @@ public sealed class GatewayStorage : IAsyncDisposable
             new PostgresLedgerStore(database),
             new PostgresBillingStore(database),
             limiter,
+            new PostgresDashboardSessionStore(database, time),
             async cancellationToken =>
             {
                 await database.MigrateAsync(cancellationToken).ConfigureAwait(false);

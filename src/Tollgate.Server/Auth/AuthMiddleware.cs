@@ -14,7 +14,7 @@ internal sealed record ClientKeyFeature(ApiKeyRecord Key, Tenant Tenant, PlanOpt
 /// Authenticates before routing: <c>/v1/*</c> needs an active client key (OpenAI error on failure),
 /// <c>/admin/*</c> and <c>/providers</c> need the admin key (ProblemDetails on failure). A request that
 /// fails here never reaches a handler, let alone a provider. On the dashboard's read endpoints a
-/// dashboard session cookie may stand in for the header (see <see cref="DashboardSessions.ForRead"/>).
+/// dashboard session cookie may stand in for the header (see <see cref="DashboardSessions.ForReadAsync"/>).
 /// </summary>
 internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, TenantDirectory tenants, AdminKey adminKey, KeyGuessLimiter guesses, DashboardSessions sessions, GatewayMetrics metrics, TollgateOptions options, TimeProvider time)
 {
@@ -29,7 +29,7 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
             var generation = keys.Generation;
             var remembered = ConnectionKeyMemo.Recall(context, authorization, generation);
             var token = remembered is null ? BearerToken.From(authorization) : null;
-            var sessionKeyHash = remembered is null && token is null ? sessions.ForRead(context.Request)?.KeyHash : null;
+            var sessionKeyHash = remembered is null && token is null ? (await SessionForReadAsync(context).ConfigureAwait(false))?.KeyHash : null;
             if (remembered is null && token is null && sessionKeyHash is null)
             {
                 metrics.AuthRefused("v1", "missing_api_key");
@@ -126,7 +126,7 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
                 return;
             }
 
-            if (!adminKey.Matches(presented) && sessions.ForRead(context.Request)?.Role != DashboardRole.Admin)
+            if (!adminKey.Matches(presented) && (await SessionForReadAsync(context).ConfigureAwait(false))?.Role != DashboardRole.Admin)
             {
                 if (presented is not null)
                 {
@@ -145,6 +145,9 @@ internal sealed class AuthMiddleware(RequestDelegate next, ClientKeyCache keys, 
 
         await next(context).ConfigureAwait(false);
     }
+
+    /// <summary>The dashboard session that stands in for a header on this read, if any (only asked when no header came).</summary>
+    private Task<Tollgate.Keys.DashboardSession?> SessionForReadAsync(HttpContext context) => sessions.ForReadAsync(context.Request, context.RequestAborted);
 
     private static bool IsDatabaseFailure(Exception ex) => ex is System.Data.Common.DbException or IOException or TimeoutException;
 

@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using Tollgate.Keys;
 using Tollgate.Server.Auth;
+using Tollgate.Server.Diagnostics;
 
 namespace Tollgate.Server.Dashboard;
 
@@ -18,7 +20,7 @@ internal static class DashboardEndpoints
         app.MapGet("/dashboard/assets/{name}", ServeAsset);
         app.MapGet("/dashboard/session", CurrentSessionAsync);
         app.MapPost("/dashboard/login", LoginAsync);
-        app.MapPost("/dashboard/logout", Logout);
+        app.MapPost("/dashboard/logout", LogoutAsync);
         return app;
     }
 
@@ -41,7 +43,7 @@ internal static class DashboardEndpoints
         HttpContext context, DashboardSessions sessions, TenantDirectory tenants, CancellationToken cancellationToken)
     {
         NoStore(context.Response);
-        var session = sessions.Find(context.Request);
+        var session = await sessions.FindAsync(context.Request, cancellationToken).ConfigureAwait(false);
         if (session is null)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status401Unauthorized, title: "Not logged in", detail: "Log in at /dashboard with an admin or tenant key.");
@@ -59,7 +61,7 @@ internal static class DashboardEndpoints
     /// wrong keys, see <see cref="KeyGuessLimiter"/>); the URL never carries the key.
     /// </summary>
     private static async Task<IResult> LoginAsync(
-        HttpContext context, AdminKey adminKey, KeyGuessLimiter guesses, ClientKeyCache keys, TenantDirectory tenants, DashboardSessions sessions, TimeProvider time, CancellationToken cancellationToken)
+        HttpContext context, AdminKey adminKey, KeyGuessLimiter guesses, ClientKeyCache keys, TenantDirectory tenants, DashboardSessions sessions, GatewayMetrics metrics, TimeProvider time, CancellationToken cancellationToken)
     {
         NoStore(context.Response);
         if (!IsSameOrigin(context.Request))
@@ -74,6 +76,7 @@ internal static class DashboardEndpoints
 
         if (guesses.Blocked(context) is not null)
         {
+            metrics.AuthRefused("dashboard", "too_many_wrong_keys");
             return new SeeOther("/dashboard?login=locked");
         }
 
@@ -84,17 +87,19 @@ internal static class DashboardEndpoints
         string? sessionId = null;
         if (adminKey.Matches(presented))
         {
-            sessionId = sessions.Create(DashboardRole.Admin, keyHash: null, tenantId: null);
+            sessionId = await sessions.CreateAsync(DashboardRole.Admin, keyHash: null, tenantId: null, cancellationToken).ConfigureAwait(false);
         }
         else if (presented.Length > 0 && await keys.FindActiveAsync(presented, cancellationToken).ConfigureAwait(false) is { } key
             && !key.IsExpired(time.GetUtcNow())
             && await tenants.FindAsync(key.TenantId, cancellationToken).ConfigureAwait(false) is { Suspended: false } tenant)
         {
-            sessionId = sessions.Create(DashboardRole.Tenant, key.Hash, tenant.Id);
+            sessionId = await sessions.CreateAsync(DashboardRole.Tenant, key.Hash, tenant.Id, cancellationToken).ConfigureAwait(false);
         }
 
         if (sessionId is null)
         {
+            // One reason for every refused key (unknown, revoked, expired, suspended tenant): the page tells no more.
+            metrics.AuthRefused("dashboard", "wrong_key");
             guesses.Failed(context);
             return new SeeOther("/dashboard?login=failed");
         }
@@ -103,7 +108,7 @@ internal static class DashboardEndpoints
         return new SeeOther("/dashboard");
     }
 
-    private static IResult Logout(HttpContext context, DashboardSessions sessions)
+    private static async Task<IResult> LogoutAsync(HttpContext context, DashboardSessions sessions, CancellationToken cancellationToken)
     {
         NoStore(context.Response);
         if (!IsSameOrigin(context.Request))
@@ -111,7 +116,7 @@ internal static class DashboardEndpoints
             return CrossSiteRefused();
         }
 
-        sessions.Remove(context.Request);
+        await sessions.RemoveAsync(context.Request, cancellationToken).ConfigureAwait(false);
         context.Response.Cookies.Delete(DashboardSessions.CookieName, CookieOptions(context.Request, maxAge: null));
         return new SeeOther("/dashboard");
     }

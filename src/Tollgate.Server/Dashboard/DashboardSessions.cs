@@ -1,27 +1,16 @@
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
+using System.Text;
+using Tollgate.Keys;
 
 namespace Tollgate.Server.Dashboard;
 
-/// <summary>Who a dashboard session speaks for.</summary>
-internal enum DashboardRole
-{
-    Admin,
-    Tenant,
-}
-
-/// <summary>One logged-in browser.</summary>
-/// <param name="KeyHash">For a tenant session, the hash of the client key it logged in with (never the key itself):
-/// every request re-resolves it, so revoking or expiring the key, or suspending its tenant, ends the session's access at once.</param>
-internal sealed record DashboardSession(DashboardRole Role, string? KeyHash, string? TenantId, DateTimeOffset ExpiresAt);
-
 /// <summary>
-/// Dashboard sessions, held in memory. The cookie carries an opaque random id, not the key: the key then
-/// crosses the wire once (the login form) instead of with every request, and a stolen cookie dies with
-/// its session. Sessions are lost on restart, which only means logging in again, and are not shared
-/// between gateway processes (a second process behind a load balancer would ask for a new login).
+/// Dashboard sessions. The cookie carries an opaque random id, not the key: the key then crosses the wire once (the
+/// login form) instead of with every request, and a stolen cookie dies with its session. The sessions live in the
+/// storage's <see cref="IDashboardSessionStore"/> under the hash of their id: in this process beside the embedded
+/// database, or in the shared database, where a login on one instance is good on all of them.
 /// </summary>
-internal sealed class DashboardSessions(TimeProvider time)
+internal sealed class DashboardSessions(IDashboardSessionStore store, TimeProvider time)
 {
     /// <summary>Name of the session cookie.</summary>
     public const string CookieName = "tollgate_dashboard";
@@ -30,43 +19,32 @@ internal sealed class DashboardSessions(TimeProvider time)
     /// open tab that polls <c>/providers</c> does not keep a session alive forever.</summary>
     public static readonly TimeSpan Lifetime = TimeSpan.FromHours(8);
 
-    // Only holders of a valid key can create sessions, so this bound is defensive, not a flood control.
-    private const int MaxSessions = 10_000;
-
-    private readonly ConcurrentDictionary<string, DashboardSession> _byId = new(StringComparer.Ordinal);
-
     /// <summary>Starts a session and returns its id, the cookie's value.</summary>
-    public string Create(DashboardRole role, string? keyHash, string? tenantId)
+    public async Task<string> CreateAsync(DashboardRole role, string? keyHash, string? tenantId, CancellationToken cancellationToken)
     {
-        if (_byId.Count >= MaxSessions)
-        {
-            RemoveExpired();
-            if (_byId.Count >= MaxSessions)
-            {
-                // Still full of live sessions: forget the one closest to its end rather than refuse a valid login.
-                var oldest = _byId.MinBy(pair => pair.Value.ExpiresAt);
-                _byId.TryRemove(oldest.Key, out _);
-            }
-        }
-
         // A security token, so the OS CSPRNG and not an injectable random source: 256 bits, URL-safe.
         var id = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-        _byId[id] = new DashboardSession(role, keyHash, tenantId, time.GetUtcNow() + Lifetime);
+        await store.AddAsync(Hash(id), new DashboardSession(role, keyHash, tenantId, time.GetUtcNow() + Lifetime), cancellationToken).ConfigureAwait(false);
         return id;
     }
 
     /// <summary>The live session the request's cookie names, whatever the request; null when none.</summary>
-    public DashboardSession? Find(HttpRequest request)
+    public async Task<DashboardSession?> FindAsync(HttpRequest request, CancellationToken cancellationToken)
     {
-        if (!request.Cookies.TryGetValue(CookieName, out var id) || string.IsNullOrEmpty(id) || id.Length > 100
-            || !_byId.TryGetValue(id, out var session))
+        if (!request.Cookies.TryGetValue(CookieName, out var id) || string.IsNullOrEmpty(id) || id.Length > 100)
+        {
+            return null;
+        }
+
+        var idHash = Hash(id);
+        if (await store.FindAsync(idHash, cancellationToken).ConfigureAwait(false) is not { } session)
         {
             return null;
         }
 
         if (session.ExpiresAt <= time.GetUtcNow())
         {
-            _byId.TryRemove(id, out _);
+            await store.RemoveAsync(idHash, cancellationToken).ConfigureAwait(false);
             return null;
         }
 
@@ -79,19 +57,21 @@ internal sealed class DashboardSessions(TimeProvider time)
     /// SameSite=Strict this keeps cross-site request forgery out: another site can neither send the cookie
     /// nor reach a state-changing endpoint with it, and those still demand the header.
     /// </summary>
-    public DashboardSession? ForRead(HttpRequest request) =>
+    public Task<DashboardSession?> ForReadAsync(HttpRequest request, CancellationToken cancellationToken) =>
         (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method)) && IsDashboardRead(request.Path) && request.Cookies.ContainsKey(CookieName)
-            ? Find(request)
-            : null;
+            ? FindAsync(request, cancellationToken)
+            : Task.FromResult<DashboardSession?>(null);
 
-    /// <summary>Ends the request's session, if any.</summary>
-    public void Remove(HttpRequest request)
+    /// <summary>Ends the request's session, if any (on every instance, when sessions are shared).</summary>
+    public async Task RemoveAsync(HttpRequest request, CancellationToken cancellationToken)
     {
-        if (request.Cookies.TryGetValue(CookieName, out var id) && !string.IsNullOrEmpty(id))
+        if (request.Cookies.TryGetValue(CookieName, out var id) && !string.IsNullOrEmpty(id) && id.Length <= 100)
         {
-            _byId.TryRemove(id, out _);
+            await store.RemoveAsync(Hash(id), cancellationToken).ConfigureAwait(false);
         }
     }
+
+    private static string Hash(string id) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(id)));
 
     private static bool IsDashboardRead(PathString path) =>
         path.StartsWithSegments("/admin/reports")
@@ -100,16 +80,4 @@ internal sealed class DashboardSessions(TimeProvider time)
         || path.StartsWithSegments("/providers")
         || path.StartsWithSegments("/v1/usage")
         || path.StartsWithSegments("/v1/invoices");
-
-    private void RemoveExpired()
-    {
-        var now = time.GetUtcNow();
-        foreach (var pair in _byId)
-        {
-            if (pair.Value.ExpiresAt <= now)
-            {
-                _byId.TryRemove(pair.Key, out _);
-            }
-        }
-    }
 }

@@ -73,6 +73,7 @@ public static class GatewayHost
         services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Ledger);
         services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Billing);
         services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Limiter);
+        services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Sessions);
         services.AddSingleton<LedgerWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());
         services.AddSingleton<ClientKeyCache>();

@@ -148,6 +148,17 @@ public sealed class PostgresDatabase : IAsyncDisposable
             CREATE INDEX limit_holds_tenant ON limit_holds (tenant_scope);
             CREATE INDEX limit_holds_key ON limit_holds (key_scope);
             """),
+        (3, "dashboard sessions shared by every instance", """
+            -- One logged-in dashboard browser, under the SHA-256 hash of its cookie (never the cookie itself).
+            CREATE TABLE dashboard_sessions (
+                id_hash     text PRIMARY KEY,
+                role        text NOT NULL,                  -- admin | tenant
+                key_hash    text NULL,                      -- a tenant session's client key, re-checked on every request
+                tenant_id   text NULL,
+                expires_at  timestamptz NOT NULL
+            );
+            CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions (expires_at);
+            """),
     ];
 
     /// <summary>The most connections an instance opens for limit counters (besides the <c>Maximum Pool Size</c> of its data).</summary>

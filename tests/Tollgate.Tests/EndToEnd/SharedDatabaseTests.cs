@@ -274,6 +274,48 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
     }
 
     [Fact]
+    public async Task DashboardLogin_OnOneInstance_IsGoodOnTheOther_AndALogoutEndsItOnBoth()
+    {
+        var database = await WriteConnectionStringAsync();
+        await using var first = StartServer();
+        await using var second = StartServer();
+        var urls = new[] { await first.WaitForListeningAsync(Ct), await second.WaitForListeningAsync(Ct) };
+        using var handler = new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false };
+        using var http = new HttpClient(handler);
+
+        using var login = await http.PostAsync(new Uri(urls[0], "dashboard/login"), new FormUrlEncodedContent([new("key", AdminKey)]), Ct);
+        Assert.Equal(HttpStatusCode.SeeOther, login.StatusCode);
+        var cookie = login.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
+        var sessionId = cookie[(cookie.IndexOf('=', StringComparison.Ordinal) + 1)..];
+
+        // Behind a load balancer without sticky sessions the next request goes to the other instance.
+        Assert.Equal(HttpStatusCode.OK, (await SendWithCookieAsync(HttpMethod.Get, urls[1], "dashboard/session")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await SendWithCookieAsync(HttpMethod.Get, urls[1], "admin/tenants")).StatusCode);
+
+        // The database holds the session under the hash of the cookie, never the cookie itself.
+        await using (var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(postgres.AdminConnectionString) { Database = database }.ConnectionString))
+        {
+            await connection.OpenAsync(Ct);
+            await using var command = new NpgsqlCommand("SELECT count(*) FILTER (WHERE id_hash = $1), count(*) FROM dashboard_sessions", connection);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = sessionId });
+            await using var reader = await command.ExecuteReaderAsync(Ct);
+            await reader.ReadAsync(Ct);
+            Assert.Equal((0L, 1L), (reader.GetInt64(0), reader.GetInt64(1)));
+        }
+
+        Assert.Equal(HttpStatusCode.SeeOther, (await SendWithCookieAsync(HttpMethod.Post, urls[1], "dashboard/logout")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await SendWithCookieAsync(HttpMethod.Get, urls[0], "dashboard/session")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await SendWithCookieAsync(HttpMethod.Get, urls[0], "admin/tenants")).StatusCode);
+
+        async Task<HttpResponseMessage> SendWithCookieAsync(HttpMethod method, Uri baseUrl, string path)
+        {
+            using var request = new HttpRequestMessage(method, new Uri(baseUrl, path));
+            request.Headers.Add("Cookie", cookie);
+            return await http.SendAsync(request, Ct);
+        }
+    }
+
+    [Fact]
     public async Task RedisLostWhileServing_LimitedRequestsFailClosed_OthersAreServed_AndItsReturnIsSeamless()
     {
         // A Redis of this test's own, to stop and start again while the gateway serves.

@@ -152,10 +152,16 @@ public sealed partial class TelemetryTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Unauthorized, wrongKey.StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, notAdmin.StatusCode);
 
-        // The refusals are counted, as is a wrong client key on /v1.
+        // The refusals are counted, as are a wrong client key on /v1 and a wrong key at the dashboard's login form.
         using (var wrongClientKey = await wrong.PostAsync("v1/chat/completions", Chat(stream: false), Ct))
         {
             Assert.Equal(HttpStatusCode.Unauthorized, wrongClientKey.StatusCode);
+        }
+
+        using (var failedLogin = await anonymous.PostAsync("dashboard/login", new FormUrlEncodedContent([new("key", "tg-not-a-key")]), Ct))
+        {
+            // Followed to the page the form comes back to.
+            Assert.Equal("?login=failed", failedLogin.RequestMessage!.RequestUri!.Query);
         }
 
         using var admin = Client(baseUrl, AdminKey);
@@ -163,6 +169,7 @@ public sealed partial class TelemetryTests : IAsyncLifetime
         Assert.Equal(1, Sample(metrics, "tollgate_auth_refusals_total", ("surface", "admin"), ("reason", "missing_admin_key")));
         Assert.Equal(2, Sample(metrics, "tollgate_auth_refusals_total", ("surface", "admin"), ("reason", "wrong_admin_key")));
         Assert.Equal(1, Sample(metrics, "tollgate_auth_refusals_total", ("surface", "v1"), ("reason", "invalid_api_key")));
+        Assert.Equal(1, Sample(metrics, "tollgate_auth_refusals_total", ("surface", "dashboard"), ("reason", "wrong_key")));
         Assert.Equal(0, _cheap.RequestCount + _premium.RequestCount);
     }
 

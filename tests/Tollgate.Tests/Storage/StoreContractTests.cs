@@ -305,6 +305,24 @@ public abstract class StoreContractTests : IAsyncLifetime
         return rows;
     }
 
+    [Fact]
+    public async Task DashboardSessions_AddFindRemove_RoundTripExactly()
+    {
+        var expires = new DateTimeOffset(2031, 5, 6, 7, 8, 9, TimeSpan.Zero);
+        var admin = new DashboardSession(DashboardRole.Admin, null, null, expires);
+        var tenant = new DashboardSession(DashboardRole.Tenant, ApiKeys.Hash("tg-some-key"), "ten_0123456789abcdef", expires);
+        await Storage.Sessions.AddAsync("hash-admin", admin, Ct);
+        await Storage.Sessions.AddAsync("hash-tenant", tenant, Ct);
+
+        Assert.Equal(admin, await Storage.Sessions.FindAsync("hash-admin", Ct));
+        Assert.Equal(tenant, await Storage.Sessions.FindAsync("hash-tenant", Ct));
+        Assert.Null(await Storage.Sessions.FindAsync("hash-unknown", Ct));
+
+        await Storage.Sessions.RemoveAsync("hash-admin", Ct);
+        Assert.Null(await Storage.Sessions.FindAsync("hash-admin", Ct));
+        Assert.Equal(tenant, await Storage.Sessions.FindAsync("hash-tenant", Ct));
+    }
+
     protected static LedgerEntry Row(string tenant, string key, string model, string time, long input, long output, decimal? cost) => new()
     {
         RequestId = "req_" + Guid.NewGuid().ToString("N"),
