@@ -13,7 +13,9 @@ namespace Tollgate.Storage.Redis;
 public sealed class RedisConnection : IAsyncDisposable
 {
     private readonly ConfigurationOptions _options;
-    private readonly Lazy<Task<ConnectionMultiplexer>> _multiplexer;
+    private readonly Lock _sync = new();
+    private Task<ConnectionMultiplexer>? _multiplexer;
+    private IDatabase? _database;
 
     /// <summary>Parses <paramref name="connectionString"/>; throws <see cref="FormatException"/> naming what is wrong.</summary>
     public RedisConnection(string connectionString)
@@ -31,7 +33,6 @@ public sealed class RedisConnection : IAsyncDisposable
             var other => other.ToString(),
         };
         Description = $"Redis at {endpoint}" + (_options.DefaultDatabase is { } db ? string.Create(CultureInfo.InvariantCulture, $" (database {db})") : string.Empty);
-        _multiplexer = new(() => ConnectionMultiplexer.ConnectAsync(_options), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>Where the counters are, for start-up messages: host, port and database number, never the password.</summary>
@@ -40,17 +41,34 @@ public sealed class RedisConnection : IAsyncDisposable
     /// <summary>The database, connected on first use; throws <see cref="RedisUnavailableException"/> when it cannot be reached.</summary>
     public async ValueTask<IDatabase> DatabaseAsync()
     {
-        ConnectionMultiplexer multiplexer;
+        if (Volatile.Read(ref _database) is { } connected)
+        {
+            return connected;
+        }
+
+        Task<ConnectionMultiplexer> connecting;
+        lock (_sync)
+        {
+            // Once connected the multiplexer reconnects by itself; a first attempt that failed outright is tried
+            // again by the next request rather than remembered for the life of the process.
+            if (_multiplexer is null || _multiplexer.IsFaulted || _multiplexer.IsCanceled)
+            {
+                _multiplexer = ConnectionMultiplexer.ConnectAsync(_options);
+            }
+
+            connecting = _multiplexer;
+        }
+
         try
         {
-            multiplexer = await _multiplexer.Value.ConfigureAwait(false);
+            var database = (await connecting.ConfigureAwait(false)).GetDatabase();
+            Volatile.Write(ref _database, database);
+            return database;
         }
-        catch (RedisException ex)
+        catch (Exception ex) when (ex is RedisException or TimeoutException or System.Net.Sockets.SocketException)
         {
             throw new RedisUnavailableException(Description, ex);
         }
-
-        return multiplexer.GetDatabase();
     }
 
     /// <summary>Asks Redis for an answer (at start, so a wrong address is reported before the first request).</summary>
@@ -69,9 +87,15 @@ public sealed class RedisConnection : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_multiplexer.IsValueCreated && _multiplexer.Value.IsCompletedSuccessfully)
+        Task<ConnectionMultiplexer>? connecting;
+        lock (_sync)
         {
-            await _multiplexer.Value.Result.DisposeAsync().ConfigureAwait(false);
+            connecting = _multiplexer;
+        }
+
+        if (connecting is { IsCompletedSuccessfully: true })
+        {
+            await connecting.Result.DisposeAsync().ConfigureAwait(false);
         }
     }
 
