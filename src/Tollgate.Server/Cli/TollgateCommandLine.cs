@@ -356,12 +356,33 @@ public static class TollgateCommandLine
     private static Command ConfigCommand(TextWriter output, TextWriter error)
     {
         var config = new Command("config", "Inspect configuration.");
-        var check = new Command("check", "Validate the configuration and list providers, deployments and routes.");
-        check.SetAction(result =>
+        var check = new Command("check", "Validate the configuration and list providers, deployments, routes and where data is kept.");
+        check.SetAction(async (result, cancellationToken) =>
         {
             if (!TryLoad(result, error, out var options, out var secrets))
             {
                 return 2;
+            }
+
+            // The shared database's and Redis's connection strings are part of a configuration that can start: read
+            // them (nothing is connected), and say where the data will be.
+            string storage;
+            if (options.Storage.Database == StorageOptions.Postgres)
+            {
+                try
+                {
+                    await using var opened = GatewayStartup.OpenStorage(options, secrets, string.Empty, TimeProvider.System);
+                    storage = opened.Description;
+                }
+                catch (TollgateConfigurationException ex)
+                {
+                    error.WriteLine(ex.Message);
+                    return 2;
+                }
+            }
+            else
+            {
+                storage = $"SQLite under {Path.GetFullPath(GatewayStartup.ResolveDataDirectory(result.GetValue(DataDirOption), options))}";
             }
 
             output.WriteLine("Configuration is valid.");
@@ -372,6 +393,7 @@ public static class TollgateCommandLine
             }
 
             output.WriteLine($"  {options.Models.Count} deployments, {options.Routes.Count} routes");
+            output.WriteLine($"  storage: {storage}");
             return 0;
         });
         config.Subcommands.Add(check);

@@ -391,13 +391,16 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
     }
 
     [Fact]
-    public async Task Serve_RedisLimiter_WithoutItsConnectionString_OrUnreachable_StopsWithAClearMessage()
+    public async Task RedisLimiter_WithoutItsConnectionString_OrUnreachable_StopsWithAClearMessage()
     {
         await WriteConnectionStringAsync(redisConnectionString: null);
         await UseRedisLimiterAsync();
         var (exit, output) = await GatewayProcess.RunAsync(["serve", "--config", ConfigPath, "--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}"], Ct, Environment());
         Assert.Equal(2, exit);
         Assert.Contains("storage:limiter: is 'redis', but TOLLGATE_REDIS (storage:redisConnectionStringEnv) is not set", output, StringComparison.Ordinal);
+        (exit, output) = await GatewayProcess.RunAsync(["config", "check", "--config", ConfigPath], Ct, Environment());
+        Assert.Equal(2, exit);
+        Assert.Contains("TOLLGATE_REDIS (storage:redisConnectionStringEnv) is not set", output, StringComparison.Ordinal);
 
         await WriteConnectionStringAsync($"redis://:s3cret-redis-password@127.0.0.1:{GatewayProcess.FreePort()}");
         (exit, output) = await GatewayProcess.RunAsync(["serve", "--config", ConfigPath, "--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}"], Ct, Environment());
@@ -405,6 +408,12 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
         Assert.Contains("The database could not be opened: Redis at 127.0.0.1:", output, StringComparison.Ordinal);
         Assert.DoesNotContain("s3cret-redis-password", output, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+
+        // `config check` connects to nothing; it says where the data and the counters are, never with a password.
+        (exit, output) = await GatewayProcess.RunAsync(["config", "check", "--config", ConfigPath], Ct, Environment());
+        Assert.Equal(0, exit);
+        Assert.Matches(@"storage: PostgreSQL database '\w+' on 127\.0\.0\.1:\d+, limit counters in Redis at 127\.0\.0\.1:\d+", output);
+        Assert.DoesNotContain("s3cret-redis-password", output, StringComparison.Ordinal);
     }
 
     /// <summary>
