@@ -12,6 +12,9 @@ Tollgate, on this machine, loopback only, and prints / writes one comparison tab
   keep-alive connections (--first-event-conc, default 8), driven by one asyncio event loop.
 * Gateway CPU (from /proc/<pid>/stat) and RSS (sampled every 0.25 s) for every point; CPU used by
   anything else on the machine is tracked so that disturbed points are re-run or flagged.
+* The shared-storage path (--storage postgres, --limiter redis): a private PostgreSQL (and Redis)
+  server started for the run only, on the load CPUs, in a temp dir removed at the end; --limited
+  gives the client key limits that every request reserves and settles against.
 
 Standard library only. Every process started here runs in its own process group and is stopped by
 that group at exit, on Ctrl-C (SIGINT), SIGTERM and SIGHUP; they also get SIGTERM from the kernel
@@ -27,6 +30,7 @@ import gc
 import json
 import os
 import platform
+import pwd
 import resource
 import secrets
 import shutil
@@ -85,15 +89,27 @@ def pinned(cmd: list[str], cpus: str) -> list[str]:
     return (["taskset", "-c", cpus] + cmd) if cpus else cmd
 
 
-def start(name: str, cmd: list[str], cpus: str, logfile: Path | None, env: dict) -> subprocess.Popen:
+def as_user(user: str | None) -> dict:
+    """Popen arguments that run the child as `user` (only root can): the switch happens in the
+    child right before exec, so no runuser/su stays in between as the parent (runuser would SIGKILL
+    the server 2 s after our SIGTERM, before a clean shutdown, and drops the parent-death signal)."""
+    if not user:
+        return {}
+    pw = pwd.getpwnam(user)
+    return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+
+def start(name: str, cmd: list[str], cpus: str, logfile: Path | None, env: dict,
+          user: str | None = None) -> subprocess.Popen:
     out = open(logfile, "ab") if logfile else subprocess.DEVNULL
     try:
         # preexec_fn is only safe while no other thread runs (the RSS sampler thread starts later;
-        # wrk is bounded by its -d anyway and stopped by group like the rest).
+        # wrk is bounded by its -d anyway and stopped by group like the rest). It runs after the
+        # switch to `user`, which would otherwise clear the parent-death signal.
         pre = _die_with_parent if threading.active_count() == 1 else None
         p = subprocess.Popen(pinned(cmd, cpus), stdin=subprocess.DEVNULL, stdout=out,
                              stderr=subprocess.STDOUT, env=env, cwd=str(REPO),
-                             start_new_session=True, preexec_fn=pre)
+                             start_new_session=True, preexec_fn=pre, **as_user(user))
     finally:
         if logfile:
             out.close()
@@ -225,24 +241,26 @@ def children_ticks() -> float:
 
 
 class Meter:
-    """CPU of the gateway, the upstream, and of everything else, over one measured step."""
+    """CPU of the gateway, the upstream, the storage servers (PostgreSQL, Redis: their whole process
+    trees, so that their work is not taken for noise) and of everything else, over one measured step."""
 
-    def __init__(self, gw_pid: int | None, up_pid: int):
-        self.gw_pid, self.up_pid = gw_pid, up_pid
+    def __init__(self, gw_pid: int | None, up_pid: int, store_pids: list[int] | None = None):
+        self.gw_pid, self.up_pid, self.store_pids = gw_pid, up_pid, list(store_pids or [])
 
     def snap(self):
         gw = cpu_ticks(tree_pids(self.gw_pid)) if self.gw_pid else 0
         up = cpu_ticks(tree_pids(self.up_pid))
-        return time.monotonic(), machine_busy_ticks(), gw, up, self_ticks() + children_ticks()
+        store = cpu_ticks([q for p in self.store_pids for q in tree_pids(p)])
+        return time.monotonic(), machine_busy_ticks(), gw, up, self_ticks() + children_ticks(), store
 
     @staticmethod
     def delta(a, b) -> dict:
         wall = max(b[0] - a[0], 1e-6)
-        gw, up, mine = b[2] - a[2], b[3] - a[3], b[4] - a[4]
-        other = (b[1] - a[1]) - gw - up - mine
+        gw, up, mine, store = b[2] - a[2], b[3] - a[3], b[4] - a[4], b[5] - a[5]
+        other = (b[1] - a[1]) - gw - up - mine - store
         pct = lambda t: 100.0 * t / CLK_TCK / wall
         return {"wall_s": wall, "gw_ticks": gw, "gw_cpu_pct": pct(gw), "upstream_cpu_pct": pct(up),
-                "loadgen_cpu_pct": pct(mine), "other_cpu_pct": pct(other)}
+                "loadgen_cpu_pct": pct(mine), "storage_cpu_pct": pct(store), "other_cpu_pct": pct(other)}
 
 
 def wait_quiet(meter: Meter, threshold: float, max_wait: float) -> float:
@@ -578,6 +596,131 @@ def port_busy(port: int) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------
+# the shared-storage path: a private PostgreSQL (and Redis) for this run only, on the load CPUs
+# ------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    """A loopback port nobody listens on right now (the kernel's pick). Another process could take
+    it before our server binds it; the server then fails at start, which is reported."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def log_tail(p: Path, n: int = 3000) -> str:
+    try:
+        return p.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+def pg_bin() -> Path:
+    """bin/ of the newest PostgreSQL in Debian's layout, /usr/lib/postgresql/<version>/bin."""
+    dirs = [d for d in Path("/usr/lib/postgresql").glob("*/bin") if (d / "initdb").is_file()]
+    if not dirs:
+        raise BenchError("PostgreSQL not found (/usr/lib/postgresql/<version>/bin/initdb); bench/load/run.sh "
+                         "installs Debian's postgresql when given --storage postgres")
+    return max(dirs, key=lambda d: [int(x) for x in d.parent.name.split(".") if x.isdigit()])
+
+
+def pg_user() -> str | None:
+    """PostgreSQL refuses to run as root: as root, initdb and the server run as the 'postgres' user
+    (Debian's package creates it); otherwise as whoever runs this script."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise BenchError("running as root, but there is no 'postgres' user to run PostgreSQL as "
+                         "(it refuses to run as root; Debian's postgresql package creates that user)") from None
+    return "postgres"
+
+
+def pg_tool(bin_dir: Path, tool: str, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    """A PostgreSQL client tool against the private server (trust auth, as user tollgate)."""
+    return subprocess.run([str(bin_dir / tool), *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=clean_env(), timeout=timeout)
+
+
+def start_postgres(args, work: Path, out: Path) -> dict:
+    """initdb into <work>/pg and start a server there on a free port, pinned to the load CPUs, with
+    stock settings (fsync, synchronous_commit and full_page_writes on: the benchmark shows what a
+    default server costs). Stopped with everything else by start()/stop_all()."""
+    bin_dir, user = pg_bin(), pg_user()
+    pgdir = work / "pg"
+    pgdir.mkdir(mode=0o700)
+    if user:
+        shutil.chown(pgdir, user, user)
+        work.chmod(0o711)  # mkdtemp made it 0700: the postgres user must be able to reach its data dir
+    logfile = out / "postgres.log"
+    with open(logfile, "ab") as lf:
+        # the locale is fixed so that initdb does not depend on the caller's LANG (one that is not
+        # installed makes it fail)
+        r = subprocess.run([str(bin_dir / "initdb"), "-D", str(pgdir), "-U", "tollgate", "--auth=trust",
+                            "-E", "UTF8", "--locale=C.UTF-8"],
+                           stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT, env=clean_env(),
+                           cwd=str(pgdir), timeout=300, **as_user(user))
+    if r.returncode != 0:
+        raise BenchError(f"initdb failed (rc {r.returncode}); {logfile} tail:\n{log_tail(logfile)}")
+    port = free_port()
+    # -k: the Unix socket goes into the data dir, not into the system's /var/run/postgresql
+    p = start("postgres", [str(bin_dir / "postgres"), "-D", str(pgdir), "-p", str(port), "-k", str(pgdir),
+                           "-c", f"listen_addresses={HOST}"],
+              args.load_cpus, logfile, clean_env(), user)
+    log(f"started PostgreSQL ({bin_dir.parent.name}): pid {p.pid}, cpus {args.load_cpus or 'any'}, {HOST}:{port}, "
+        f"data dir {pgdir} (log {logfile})")
+    deadline = time.monotonic() + 60
+    while pg_tool(bin_dir, "pg_isready", "-q", "-h", HOST, "-p", str(port), "-U", "tollgate", "-d", "postgres",
+                  "-t", "1").returncode != 0:
+        if p.poll() is not None:
+            raise BenchError(f"PostgreSQL exited with code {p.returncode} at start; {logfile} tail:\n{log_tail(logfile)}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"PostgreSQL not accepting connections on {HOST}:{port} after 60 s; see {logfile}")
+        time.sleep(0.2)
+    r = pg_tool(bin_dir, "createdb", "-h", HOST, "-p", str(port), "-U", "tollgate", "tollgate")
+    if r.returncode != 0:
+        raise BenchError(f"createdb tollgate failed: {r.stdout.strip()}")
+    r = pg_tool(bin_dir, "psql", "-h", HOST, "-p", str(port), "-U", "tollgate", "-d", "tollgate", "-Atc",
+                "SHOW server_version")
+    return {"proc": p, "port": port, "dir": pgdir,
+            "version": r.stdout.strip().split()[0] if r.returncode == 0 and r.stdout.strip() else None}
+
+
+def redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis(args, work: Path, out: Path) -> dict:
+    """A private redis-server on a free port, pinned to the load CPUs, without persistence (Tollgate
+    makes its counters again from PostgreSQL's ledger when Redis has lost them). Its working dir is
+    the temp dir, so nothing is ever written into the repository."""
+    exe = shutil.which("redis-server")
+    if not exe:
+        raise BenchError("redis-server not found; bench/load/run.sh installs it when given --limiter redis")
+    port = free_port()
+    logfile = out / "redis.log"
+    p = start("redis", [exe, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+                        "--daemonize", "no", "--dir", str(work)],
+              args.load_cpus, logfile, clean_env())
+    log(f"started Redis: pid {p.pid}, cpus {args.load_cpus or 'any'}, {HOST}:{port} (log {logfile})")
+    deadline = time.monotonic() + 30
+    while not redis_ping(port):
+        if p.poll() is not None:
+            raise BenchError(f"redis-server exited with code {p.returncode} at start; {logfile} tail:\n{log_tail(logfile)}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"redis-server not answering PING on {HOST}:{port} after 30 s; see {logfile}")
+        time.sleep(0.1)
+    v = subprocess.run([exe, "--version"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                       env=clean_env(), timeout=10).stdout
+    version = next((w[2:] for w in v.split() if w.startswith("v=")), None)
+    return {"proc": p, "port": port, "version": version}
+
+
+# ------------------------------------------------------------------------------------------------
 # request bodies and checks
 # ------------------------------------------------------------------------------------------------
 SYSTEM = "You are a concise support assistant. Answer in plain text."
@@ -742,7 +885,8 @@ def measure(t: Target, mode: str, conc: int, bodies: dict, args, ctx) -> dict:
         err = sum(w["errors"].values())
         log(f"{t.name:8s} {mode:6s} c={conc:<3d} {w['rps']:>9.0f} req/s  p50 {w['latency_us']['p50'] / 1000:7.3f} ms"
             f"  p99 {w['latency_us']['p99'] / 1000:7.3f} ms  errors {err}  other CPU {m['other_cpu_pct']:.0f}%"
-            + (f"  gw CPU {m['gw_cpu_pct']:.0f}%" if t.name == "tollgate" else ""))
+            + (f"  gw CPU {m['gw_cpu_pct']:.0f}%" if t.name == "tollgate" else "")
+            + (f"  db CPU {m['storage_cpu_pct']:.0f}%" if t.name == "tollgate" and ctx["meter"].store_pids else ""))
         if best is None or rec["other_cpu_pct"] < best["other_cpu_pct"]:
             best = rec
         if rec["other_cpu_pct"] <= args.max_noise:
@@ -1017,6 +1161,7 @@ def build_rows(points: list[dict]) -> list[dict]:
             "gw_cpu_pct": round(med(gs, lambda p: p["gw_cpu_pct"])),
             "gw_cpu_us_per_req": round(med(gs, lambda p: p["gw_cpu_us_per_req"]), 1),
             "gw_rss_max_mb": max(p["gw_rss_max_mb"] for p in gs),
+            "storage_cpu_pct": round(med(gs, lambda p: p.get("storage_cpu_pct", 0))),
             "errors_direct": sum(sum(p["errors"].values()) for p in ds) if ds else None,
             "errors_tollgate": sum(sum(p["errors"].values()) for p in gs),
             "other_cpu_pct_direct": round(max(p["other_cpu_pct"] for p in ds)) if ds else None,
@@ -1034,19 +1179,46 @@ def f(v, nd=3):
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
+def storage_desc(res: dict) -> str:
+    """One line saying which storage path was measured (old results.json files have no such options)."""
+    o, s = res["options"], res.get("storage") or {}
+    if o.get("storage", "sqlite") == "postgres":
+        pg = " ".join(filter(None, ["PostgreSQL", (s.get("postgres") or {}).get("version")]))
+        if o.get("limiter") == "redis":
+            rd = " ".join(filter(None, ["Redis", (s.get("redis") or {}).get("version")]))
+            where, what = f"**{pg}**, limit counters in **{rd}** (no persistence)", "private servers"
+        else:
+            where, what = f"**{pg}**, limit counters in PostgreSQL", "a private server"
+        line = (f"Storage: {where} (`--storage postgres --limiter {o.get('limiter', 'database')}`): {what} "
+                "started for this run with stock settings (fsync on), on the load CPUs, where they compete "
+                "with the upstream and wrk, so the Tollgate numbers are pessimistic; `db CPU %` is their CPU "
+                "(% of a core) during the Tollgate point.")
+    else:
+        line = "Storage: **embedded SQLite** (`--storage sqlite`)."
+    if o.get("limited"):
+        line += (" Client key **limited** (`--limited`, monthlyTokens 10^12): every request reserves and settles "
+                 "against the limit counters, none is refused.")
+    else:
+        line += " Client key without limits: requests touch no limit counters."
+    return line
+
+
 def render(res: dict) -> str:
-    L = []
+    L = [storage_desc(res), ""]
+    db = res["options"].get("storage", "sqlite") == "postgres"
     L.append("| mode | conc | req/s direct | req/s Tollgate | ratio | p50 direct ms | p99 direct ms "
              "| p50 Tollgate ms | p99 Tollgate ms | added p50 ms | added p99 ms | gw CPU % | gw CPU µs/req "
-             "| gw RSS max MB | errors d/t | other CPU % d/t |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+             "| gw RSS max MB |" + (" db CPU % |" if db else "") + " errors d/t | other CPU % d/t |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if db else "")
+             + "---:|---:|")
     rng = lambda v, mm: f(v) + (f" [{mm[0]:,}–{mm[1]:,}]" if mm and mm[0] != mm[1] else "")
     for r in res["rows"]:
         L.append(f"| {r['mode']}{' *' if r['noisy'] else ''} | {r['conc']} | {rng(r['rps_direct'], r['rps_direct_min_max'])} "
                  f"| {rng(r['rps_tollgate'], r['rps_tollgate_min_max'])} | {f(r['ratio'])} | {f(r['p50_direct_ms'])} | {f(r['p99_direct_ms'])} "
                  f"| {f(r['p50_tollgate_ms'])} | {f(r['p99_tollgate_ms'])} | {f(r['added_p50_ms'])} "
                  f"| {f(r['added_p99_ms'])} | {f(r['gw_cpu_pct'])} | {f(r['gw_cpu_us_per_req'], 1)} "
-                 f"| {f(r['gw_rss_max_mb'], 1)} | {f(r['errors_direct'])}/{f(r['errors_tollgate'])} "
+                 f"| {f(r['gw_rss_max_mb'], 1)} |" + (f" {f(r.get('storage_cpu_pct'))} |" if db else "")
+                 + f" {f(r['errors_direct'])}/{f(r['errors_tollgate'])} "
                  f"| {f(r['other_cpu_pct_direct'])}/{f(r['other_cpu_pct_tollgate'])} |")
     fe = res.get("first_event") or {}
     if fe:
@@ -1080,14 +1252,19 @@ def render(res: dict) -> str:
                      f"a stream ends, from one asyncio thread on the load CPU. CPU during the probe, % of a core: "
                      f"direct ({f(d['rps'])} req/s) upstream {f(cpu(d, 'upstream'))} + probe {f(cpu(d, 'probe'))}; "
                      f"Tollgate ({f(g['rps'])} req/s) gateway {f(cpu(g, 'gateway'))}, upstream "
-                     f"{f(cpu(g, 'upstream'))} + probe {f(cpu(g, 'probe'))}. Non-200 {d['non_200']}/{g['non_200']}, "
+                     f"{f(cpu(g, 'upstream'))} + probe {f(cpu(g, 'probe'))}"
+                     + "".join(f" + {n} {f(cpu(g, k))}" for k, n in (("postgres", "PostgreSQL"), ("redis", "Redis"))
+                               if cpu(g, k) is not None)
+                     + f". Non-200 {d['non_200']}/{g['non_200']}, "
                      f"connection errors {d['conn_errors']}/{g['conn_errors']}.")
     rss = res.get("gateway_rss_mb") or {}
     L.append("")
     L.append(f"Gateway RSS: {f(rss.get('idle_after_start'), 1)} MB idle after start, "
              f"**max {f(rss.get('max'), 1)} MB** under load ({rss.get('max_at') or '-'}), "
              f"{f(rss.get('idle_at_end'), 1)} MB idle at the end. "
-             f"Gateway data dir at the end: {f(res.get('gateway_data_dir_mb'), 1)} MB.")
+             f"Gateway data dir at the end: {f(res.get('gateway_data_dir_mb'), 1)} MB."
+             + (f" PostgreSQL data dir at the end: {f(res['postgres_data_dir_mb'], 1)} MB."
+                if res.get("postgres_data_dir_mb") is not None else ""))
     if any(r["noisy"] for r in res["rows"]):
         L.append(f"`*` = other processes used more than {res['options']['max_noise']}% of a core during that "
                  "point even after re-running it; treat it with care.")
@@ -1186,8 +1363,20 @@ def parse_args(argv):
     p.add_argument("--upstream-dll",
                    default=str(REPO / "artifacts/bin/Tollgate.Bench.Upstream/release/Tollgate.Bench.Upstream.dll"))
     p.add_argument("--config", default=str(HERE / "tollgate.bench.json"), help="gateway config template")
+    p.add_argument("--storage", choices=["sqlite", "postgres"], default="sqlite",
+                   help="gateway storage: sqlite (default, embedded) or postgres (a private PostgreSQL server "
+                        "started for the run, on the load CPUs)")
+    p.add_argument("--limiter", choices=["database", "redis"], default="database",
+                   help="where the limit counters live: database (default) or redis (a private redis-server "
+                        "started for the run, on the load CPUs; needs --storage postgres)")
+    p.add_argument("--limited", action="store_true",
+                   help="create the client key with limits (monthlyTokens 10^12): every request reserves and "
+                        "settles against them, none is refused (default: a key without limits)")
     p.add_argument("--no-build", action="store_true", help="(run.sh) skip the Release builds")
     a = p.parse_args(argv)
+    if a.limiter == "redis" and a.storage != "postgres":
+        p.error("--limiter redis needs --storage postgres (Tollgate keeps counters in Redis only for a shared "
+                "PostgreSQL database)")
     if a.quick:
         a.duration = min(a.duration, 3)
         a.warmup = min(a.warmup, 2)
@@ -1229,6 +1418,10 @@ def main(argv) -> int:
     for dll, what in ((args.gateway_dll, "gateway"), (args.upstream_dll, "fake upstream")):
         if not dll.exists():
             raise BenchError(f"{what} not built: {dll} missing (run bench/load/run.sh without --no-build)")
+    if args.storage == "postgres":  # fail before anything is started
+        pg_bin(), pg_user()
+    if args.limiter == "redis" and not shutil.which("redis-server"):
+        raise BenchError("redis-server not found; bench/load/run.sh installs it when given --limiter redis")
     for port in (args.gw_port, args.upstream_port):
         if port_busy(port):
             raise BenchError(f"{HOST}:{port} is already in use; stop that process or pass --gw-port/--upstream-port")
@@ -1244,6 +1437,7 @@ def main(argv) -> int:
     res = {"meta": machine_meta(args),
            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                        if k not in ("mode_list", "concs")},
+           "storage": {"database": args.storage, "limiter": args.limiter, "limited_key": args.limited},
            "warmup": {}, "points": [], "rows": [], "first_event": {}, "sanity": {}}
     res["options"]["conc"], res["options"]["modes"] = args.concs, args.mode_list
     t_start = time.monotonic()
@@ -1269,9 +1463,34 @@ def main(argv) -> int:
         log(f"started fake upstream: pid {up.pid}, cpus {args.load_cpus or 'any'}, {HOST}:{args.upstream_port}")
         wait_http_ok(args.upstream_port, "/health", up, 30, "fake upstream")
 
+        # --- the shared path's servers (before the gateway, which connects to them at start); they
+        # share the load CPUs with the upstream and wrk, so the numbers through Tollgate are pessimistic
+        store_env: dict[str, str] = {}
+        store_pids: dict[str, int] = {}  # name: pid, for the CPU accounting
+        pg = rd = None
+        if args.storage == "postgres":
+            pg = start_postgres(args, work, out)
+            store_env["TOLLGATE_POSTGRES"] = f"Host={HOST};Port={pg['port']};Username=tollgate;Database=tollgate"
+            store_pids["postgres"] = pg["proc"].pid
+            res["storage"]["postgres"] = {"version": pg["version"], "port": pg["port"]}
+        if args.limiter == "redis":
+            rd = start_redis(args, work, out)
+            store_env["TOLLGATE_REDIS"] = f"{HOST}:{rd['port']}"
+            store_pids["redis"] = rd["proc"].pid
+            res["storage"]["redis"] = {"version": rd["version"], "port": rd["port"]}
+
         # --- gateway
         cfg = Path(args.config).read_text()
         cfg = cfg.replace("127.0.0.1:19080", f"127.0.0.1:{args.upstream_port}").replace("delay5", f"delay{args.slow_delay_ms}")
+        if args.storage == "postgres":
+            try:
+                doc = json.loads(cfg)
+            except ValueError as e:
+                raise BenchError(f"gateway config {args.config} is not plain JSON ({e}); --storage postgres edits it") from None
+            doc.setdefault("storage", {})["database"] = "postgres"
+            if args.limiter == "redis":
+                doc["storage"]["limiter"] = "redis"
+            cfg = json.dumps(doc, indent=2) + "\n"
         for url_host in ("localhost", "0.0.0.0"):
             if url_host in cfg:
                 raise BenchError(f"gateway config must point at 127.0.0.1 only (found {url_host})")
@@ -1279,7 +1498,7 @@ def main(argv) -> int:
         cfg_file.write_text(cfg)
         admin_key = "tga-" + secrets.token_hex(24)
         extra = dict(kv.split("=", 1) for kv in args.gw_env if "=" in kv)
-        gw_env = clean_env({**extra, "TOLLGATE_ADMIN_KEY": admin_key, "BENCH_UPSTREAM_KEY": "sk-bench"})
+        gw_env = clean_env({**extra, "TOLLGATE_ADMIN_KEY": admin_key, "BENCH_UPSTREAM_KEY": "sk-bench", **store_env})
         gw = start("tollgate", ["dotnet", str(args.gateway_dll), "serve", "--config", str(cfg_file),
                                 "--urls", f"http://{HOST}:{args.gw_port}", "--data-dir", str(data_dir)],
                    args.gw_cpus, out / "gateway.log", gw_env)
@@ -1290,17 +1509,25 @@ def main(argv) -> int:
             tail = (out / "gateway.log").read_text(errors="replace")[-3000:]
             raise BenchError(f"Tollgate did not become ready. gateway.log tail:\n{tail}") from None
 
+        key_req: dict = {"name": "bench"}
+        if args.limited:
+            # a limit that makes every request reserve its worst case and settle afterwards (the
+            # limit counters' whole path), but that no run comes near: nothing is ever refused
+            key_req["limits"] = {"monthlyTokens": 1_000_000_000_000}
         c = Http(args.gw_port)
-        r = c.request("POST", "/admin/keys", json.dumps({"name": "bench"}).encode(),
+        r = c.request("POST", "/admin/keys", json.dumps(key_req).encode(),
                       {"Authorization": f"Bearer {admin_key}"})
         c.close()
         try:
-            client_key = json.loads(r["body"])["key"]
+            key_doc = json.loads(r["body"])
+            client_key = key_doc["key"]
         except (ValueError, KeyError, TypeError):
             raise BenchError(f"creating a client key failed: HTTP {r['status']} {r['body'][:300]!r}") from None
         if r["status"] not in (200, 201) or not str(client_key).startswith("tg-"):
             raise BenchError(f"unexpected /admin/keys answer: HTTP {r['status']} {r['body'][:300]!r}")
-        log("created a client key")
+        if args.limited and not key_doc.get("limits"):
+            raise BenchError(f"the client key was created without its limits: {r['body'][:300]!r}")
+        log("created a client key" + (f" with limits {json.dumps(key_doc['limits'])}" if args.limited else ""))
 
         direct = Target("direct", args.upstream_port, "Bearer sk-bench")
         tollgate = Target("tollgate", args.gw_port, f"Bearer {client_key}")
@@ -1323,7 +1550,7 @@ def main(argv) -> int:
                 raise BenchError(f"{t.name} does not answer chat completions: {pj + ps}")
             if pl and sl["status"] != 200:
                 slow_ok = False
-        meter = Meter(gw.pid, up.pid)
+        meter = Meter(gw.pid, up.pid, list(store_pids.values()))
         busy = wait_quiet(meter, args.max_noise / 2, 0)
         if busy > args.max_noise:
             log(f"warning: other processes use {busy:.0f}% of a core right now; disturbed points are "
@@ -1362,7 +1589,7 @@ def main(argv) -> int:
         if args.first_event_conc > 0:
             k = args.first_event_conc
             fc = {t.name: first_event_probe_conc(t, bodies["stream"].read_bytes(), k, args.first_event_requests,
-                                                 fe_max_s, {"gateway": gw.pid, "upstream": up.pid})
+                                                 fe_max_s, {"gateway": gw.pid, "upstream": up.pid, **store_pids})
                   for t in targets}
             res["first_event"][f"fast_c{k}"] = {**fc, **_added(fc)}
             log(f"first event, fast stream, c={k}: direct p50 {fc['direct']['first_event_ms']['p50']} ms "
@@ -1380,7 +1607,7 @@ def main(argv) -> int:
             if args.first_event_conc > 0:
                 k = args.first_event_conc
                 sc = {t.name: first_event_probe_conc(t, slow_body, k, args.slow_requests * k, 30,
-                                                     {"gateway": gw.pid, "upstream": up.pid})
+                                                     {"gateway": gw.pid, "upstream": up.pid, **store_pids})
                       for t in targets}
                 res["first_event"][f"slow_c{k}"] = {**sc, **_added(sc)}
                 log(f"first event, slowed stream, c={k}: direct p50 {sc['direct']['first_event_ms']['p50']} ms, "
@@ -1400,6 +1627,8 @@ def main(argv) -> int:
         if pts_max and pts_max["gw_rss_max_mb"] >= res["gateway_rss_mb"]["max"]:
             res["gateway_rss_mb"]["max_at"] = f"{pts_max['mode']} c={pts_max['conc']}"
         res["gateway_data_dir_mb"] = round(sum(f.stat().st_size for f in data_dir.rglob("*") if f.is_file()) / 2**20, 1)
+        if pg:
+            res["postgres_data_dir_mb"] = round(sum(f.stat().st_size for f in pg["dir"].rglob("*") if f.is_file()) / 2**20, 1)
         res["rows"] = build_rows(res["points"])
     finally:
         if rss_during:
@@ -1413,7 +1642,10 @@ def main(argv) -> int:
 
     table = render(res)
     (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
-    header = (f"# Tollgate load benchmark {args.stamp}\n\n"
+    shared = ", ".join(([f"PostgreSQL{' + Redis limiter' if args.limiter == 'redis' else ''}"]
+                        if args.storage == "postgres" else []) + (["limited key"] if args.limited else []))
+    shared = f" — {shared}" if shared else ""
+    header = (f"# Tollgate load benchmark {args.stamp}{shared}\n\n"
               f"commit `{res['meta']['git_commit'] or 'none'}`{' (src dirty)' if res['meta']['git_dirty'] else ''}, "
               f"{res['meta']['host_cpu']}, {res['meta']['cpus']} CPUs, dotnet {res['meta']['dotnet']}, "
               f"{res['meta']['wrk']}.\n"

@@ -7,23 +7,33 @@
 #   bench/load/run.sh --quick         smoke run (~2 min)
 #   bench/load/run.sh --duration 20 --gw-cpus 0 --load-cpus 1
 #   bench/load/run.sh --no-build      use the existing Release builds
+#   bench/load/run.sh --storage postgres --limited                  shared path: private PostgreSQL
+#   bench/load/run.sh --storage postgres --limiter redis --limited  ... with the limit counters in Redis
 #   bench/load/run.sh --help          all options
 #
-# Steps: install wrk/curl/taskset/python3 from Debian if missing; build the gateway and the fake
-# upstream in Release; then bench/load/loadbench.py starts the upstream and the gateway (each in
-# its own process group, pinned with taskset), creates a client key, warms up, measures, and stops
+# Steps: install wrk/curl/taskset/python3 (and postgresql, redis-server for the shared path) from
+# Debian if missing; build the gateway and the fake upstream in Release; then
+# bench/load/loadbench.py starts the upstream (and PostgreSQL, Redis) and the gateway (each in its
+# own process group, pinned with taskset), creates a client key, warms up, measures, and stops
 # every process it started (also on Ctrl-C).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 
-no_build=0
+no_build=0 storage=sqlite limiter=database prev=
 for a in "$@"; do
-  case "$a" in
-    -h|--help) sed -n '2,16p' "$0"; echo; exec python3 "$HERE/loadbench.py" --help ;;
-    --no-build) no_build=1 ;;
+  case "$prev" in
+    --storage) storage="$a" ;;
+    --limiter) limiter="$a" ;;
   esac
+  case "$a" in
+    -h|--help) sed -n '2,18p' "$0"; echo; exec python3 "$HERE/loadbench.py" --help ;;
+    --no-build) no_build=1 ;;
+    --storage=*) storage="${a#*=}" ;;
+    --limiter=*) limiter="${a#*=}" ;;
+  esac
+  prev="$a"
 done
 
 say() { echo "[run.sh] $*" >&2; }
@@ -35,6 +45,13 @@ command -v wrk     >/dev/null || need+=(wrk)
 command -v curl    >/dev/null || need+=(curl)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
+# the shared path: loadbench.py runs its own private servers from these packages' binaries
+if [ "$storage" = postgres ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  need+=(postgresql)
+fi
+if [ "$limiter" = redis ] && ! command -v redis-server >/dev/null; then
+  need+=(redis-server)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   say "installing from Debian: ${need[*]}"
   as_root timeout 300 apt-get update -qq
