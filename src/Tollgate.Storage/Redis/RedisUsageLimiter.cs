@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using StackExchange.Redis;
 using Tollgate.Configuration;
@@ -19,7 +20,8 @@ namespace Tollgate.Storage.Redis;
 /// <remarks>
 /// A request in flight is a hold in Redis; one whose instance died stops counting after <see cref="HoldLifetime"/>.
 /// If Redis is unreachable, reservations fail closed (503 <c>limits_unavailable</c>) and a request already answered is
-/// still settled: its overage is priced from the ledger, and its hold expires by itself.
+/// still settled: its overage is priced from the ledger, and once Redis answers again its hold is released and its
+/// counters are made again from the ledger (by this instance; if it stops first, the hold expires by itself).
 /// </remarks>
 public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase database, TimeProvider time) : IUsageLimiter
 {
@@ -31,6 +33,14 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
     /// <summary>A script that meets an unseeded month counter is run again after seeding; twice is only a race with a reset.</summary>
     private const int SeedAttempts = 3;
 
+    /// <summary>How long a repair waits after its settle: by then the request's ledger row has been committed.</summary>
+    private static readonly TimeSpan RepairDelay = TimeSpan.FromSeconds(2);
+
+    // Requests settled while Redis could not be reached: their holds still count there and their usage does not. Once
+    // Redis answers again, each hold is released and its scopes' month counters are made again from the ledger.
+    private readonly ConcurrentQueue<(Hold Hold, DateTimeOffset ReadyAt)> _repairs = new();
+    private int _repairing;
+
     public Task InitializeAsync(ILedgerStore ledger, CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async ValueTask<LimitOutcome> TryReserveAsync(ApiKeyRecord key, PlanOptions? plan, long tokens, decimal? costUsd, CancellationToken cancellationToken)
@@ -41,6 +51,11 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
         }
 
         var now = time.GetUtcNow();
+        if (!_repairs.IsEmpty)
+        {
+            await RepairAsync(now).ConfigureAwait(false);
+        }
+
         var cost = costUsd is { } c ? Money.RoundToPico(c) : 0m;
         var hold = new Hold(key, plan, tokens, cost, LimitRules.MinuteOf(now), LimitRules.MonthOf(now), Guid.NewGuid().ToString("N"));
         if (!hold.TenantLimited && !hold.KeyLimited)
@@ -117,15 +132,17 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
             var result = await RunAsync(RedisLimitScripts.Settle, hold, [hold.Id, tokens, whole, pico, hold.Tokens, Flag(hold.TenantLimited), Flag(hold.KeyLimited)], CancellationToken.None).ConfigureAwait(false);
             before = Long(result[1]);
         }
-        catch (RedisUnavailableException) when (hold.Plan is not null)
-        {
-            // The answer has been given: it is priced on the tenant's month as the ledger has it, rather than refused
-            // for want of a counter. Its hold stays in Redis and expires; the counters miss this usage until remade.
-            before = (await PostgresUsageLimiter.LedgerMonthUsageAsync(database, hold.TenantId, null, hold.Month, CancellationToken.None).ConfigureAwait(false)).Tokens;
-        }
         catch (RedisUnavailableException)
         {
-            return 0;
+            // The answer has been given: it is priced on the tenant's month as the ledger has it, rather than refused
+            // for want of a counter. Redis keeps its hold and misses its usage until the repair below runs.
+            _repairs.Enqueue((hold, time.GetUtcNow() + RepairDelay));
+            if (hold.Plan is null)
+            {
+                return 0;
+            }
+
+            before = (await PostgresUsageLimiter.LedgerMonthUsageAsync(database, hold.TenantId, null, hold.Month, CancellationToken.None).ConfigureAwait(false)).Tokens;
         }
 
         return hold.Plan is { } plan && before >= 0 ? LimitRules.OveragePicoUsd(plan, before, tokens) : 0L;
@@ -177,6 +194,47 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             throw new RedisUnavailableException(redis.Description, ex);
+        }
+    }
+
+    /// <summary>
+    /// Repairs what settles without Redis left behind, once Redis answers again: releases each hold and forgets its
+    /// scopes' month counters, so the next request makes them from the ledger, which has the request's row by then.
+    /// One caller at a time; a Redis still unreachable leaves the rest for the next request.
+    /// </summary>
+    private async Task RepairAsync(DateTimeOffset now)
+    {
+        if (Interlocked.Exchange(ref _repairing, 1) == 1)
+        {
+            return;
+        }
+
+        try
+        {
+            while (_repairs.TryPeek(out var repair) && repair.ReadyAt <= now)
+            {
+                var hold = repair.Hold;
+                await RunAsync(RedisLimitScripts.Release, hold, [hold.Id, hold.Tokens, Flag(hold.TenantLimited), Flag(hold.KeyLimited)], CancellationToken.None).ConfigureAwait(false);
+                if (hold.TenantLimited)
+                {
+                    await ForgetAsync(hold.TenantId, null).ConfigureAwait(false);
+                }
+
+                if (hold.KeyLimited)
+                {
+                    await ForgetAsync(hold.TenantId, hold.KeyId).ConfigureAwait(false);
+                }
+
+                _repairs.TryDequeue(out _);
+            }
+        }
+        catch (RedisUnavailableException)
+        {
+            // Still unreachable: the request at hand finds out for itself, and the repairs wait for the next one.
+        }
+        finally
+        {
+            Volatile.Write(ref _repairing, 0);
         }
     }
 

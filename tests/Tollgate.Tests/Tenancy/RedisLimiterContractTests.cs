@@ -114,6 +114,48 @@ public sealed class RedisLimiterContractTests(PostgresServer postgres, RedisServ
     }
 
     [Fact]
+    public async Task SettledDuringABlip_IsCountedOnceRedisAnswersAgain()
+    {
+        // An instance whose path to Redis drops for a moment while Redis itself keeps its data.
+        var key = await KeyAsync(new KeyLimits(MonthlyTokens: 1_000));
+        var endpoint = redis.Endpoint.Split(':');
+        await using var cutter = new TcpCutter(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(endpoint[0]), int.Parse(endpoint[1], System.Globalization.CultureInfo.InvariantCulture)));
+        var database = _redis[(_redis.IndexOf(',', StringComparison.Ordinal) + 1)..];
+        await using var instance = GatewayStorage.Postgres(_postgres, Time, $"127.0.0.1:{cutter.Port},{database},connectTimeout=1000");
+        var held = await instance.Limiter.TryReserveAsync(key, null, 600, 0m, Ct);
+        Assert.True(held.Decision.Allowed);
+
+        // Answered while Redis cannot be reached: settled all the same, and its ledger row written.
+        cutter.Cut();
+        Assert.Equal(0, await instance.Limiter.SettleAsync(held.Reservation!, 600, 0m));
+        await First.Ledger.AppendAsync([TokensRow(key, 600)], Ct);
+
+        // Back. After the hold's lifetime the 600 tokens must still count: they were never settled into Redis, so the
+        // instance remakes the counters from the ledger (without the repair the key would have its whole 1,000 again).
+        cutter.Restore();
+        Time.Advance(HoldLifetime + TimeSpan.FromMinutes(1));
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds(30));
+        LimitOutcome outcome;
+        while (true)
+        {
+            try
+            {
+                outcome = await instance.Limiter.TryReserveAsync(key, null, 401, 0m, deadline.Token);
+                break;
+            }
+            catch (RedisUnavailableException)
+            {
+                // The multiplexer reconnects on its own schedule.
+                await Task.Delay(100, deadline.Token);
+            }
+        }
+
+        Assert.Equal(LimitKind.MonthlyTokenQuota, outcome.Decision.Kind);
+        Assert.True((await Limiters[1].TryReserveAsync(key, null, 400, 0m, Ct)).Decision.Allowed);
+    }
+
+    [Fact]
     public async Task ConnectionStrings_AreReadInEitherForm_AndNeverRepeated()
     {
         var url = RedisConnection.Parse("redis://:s3cret@cache.internal:6380/3");
