@@ -15,12 +15,17 @@ namespace Tollgate.Storage;
 /// </summary>
 public sealed class GatewayStorage : IAsyncDisposable
 {
+    /// <summary>How long a readiness probe waits for each server.</summary>
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
+
     private readonly Func<CancellationToken, Task> _migrate;
+    private readonly Func<CancellationToken, Task<StorageHealth>> _check;
     private readonly IAsyncDisposable? _database;
     private bool _disposed;
 
-    private GatewayStorage(string description, bool shared, IKeyStore keys, ITenantStore tenants, ILedgerStore ledger, IBillingStore billing, IUsageLimiter limiter, IDashboardSessionStore sessions, Func<CancellationToken, Task> migrate, IAsyncDisposable? database)
+    private GatewayStorage(string description, bool shared, IKeyStore keys, ITenantStore tenants, ILedgerStore ledger, IBillingStore billing, IUsageLimiter limiter, IDashboardSessionStore sessions, Func<CancellationToken, Task> migrate, Func<CancellationToken, Task<StorageHealth>> check, IAsyncDisposable? database)
     {
+        _check = check;
         Sessions = sessions;
         Limiter = limiter;
         Description = description;
@@ -66,6 +71,13 @@ public sealed class GatewayStorage : IAsyncDisposable
             new InMemoryUsageLimiter(time),
             new InMemoryDashboardSessionStore(time),
             database.MigrateAsync,
+            async cancellationToken => new StorageHealth(await ReachableAsync(async ct =>
+            {
+                await using var connection = await database.OpenAsync(ct).ConfigureAwait(false);
+                await using var command = connection.CreateCommand();
+                command.CommandText = "SELECT 1";
+                await command.ExecuteScalarAsync(ct).ConfigureAwait(false);
+            }, cancellationToken).ConfigureAwait(false), null),
             database: null);
     }
 
@@ -89,6 +101,7 @@ public sealed class GatewayStorage : IAsyncDisposable
                 new PostgresUsageLimiter(database, time),
                 new PostgresDashboardSessionStore(database, time),
                 database.MigrateAsync,
+                async cancellationToken => new StorageHealth(await ReachableAsync(database.PingAsync, cancellationToken).ConfigureAwait(false), null),
                 database);
         }
 
@@ -107,8 +120,17 @@ public sealed class GatewayStorage : IAsyncDisposable
                 await database.MigrateAsync(cancellationToken).ConfigureAwait(false);
                 await redis.PingAsync().ConfigureAwait(false);
             },
+            async cancellationToken => new StorageHealth(
+                await ReachableAsync(database.PingAsync, cancellationToken).ConfigureAwait(false),
+                await ReachableAsync(_ => redis.PingAsync(), cancellationToken).ConfigureAwait(false)),
             new CombinedDisposable(database, redis));
     }
+
+    /// <summary>
+    /// Whether the database (and the Redis of the limit counters, when used) answer now, each within a couple of
+    /// seconds: what a load balancer's readiness probe asks.
+    /// </summary>
+    public Task<StorageHealth> CheckAsync(CancellationToken cancellationToken) => _check(cancellationToken);
 
     /// <summary>Creates or upgrades the schema. Safe to run from several instances at once.</summary>
     public Task MigrateAsync(CancellationToken cancellationToken) => _migrate(cancellationToken);
@@ -140,6 +162,22 @@ public sealed class GatewayStorage : IAsyncDisposable
         }
     }
 
+    private static async Task<bool> ReachableAsync(Func<CancellationToken, Task> probe, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(ProbeTimeout);
+        try
+        {
+            await probe(deadline.Token).WaitAsync(deadline.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (ex is System.Data.Common.DbException or IOException or TimeoutException or InvalidOperationException
+            || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            return false;
+        }
+    }
+
     private sealed class CombinedDisposable(params IAsyncDisposable[] parts) : IAsyncDisposable
     {
         public async ValueTask DisposeAsync()
@@ -151,3 +189,8 @@ public sealed class GatewayStorage : IAsyncDisposable
         }
     }
 }
+
+/// <summary>What a readiness probe learns of the storage.</summary>
+/// <param name="DatabaseReachable">The database answered (SQLite: the file opened and answered).</param>
+/// <param name="CountersReachable">The Redis of the limit counters answered; null when the counters live in the database or in memory.</param>
+public readonly record struct StorageHealth(bool DatabaseReachable, bool? CountersReachable);

@@ -24,6 +24,7 @@ namespace Tollgate.Server.Json;
 [JsonSerializable(typeof(ProviderStatus))]
 [JsonSerializable(typeof(DeploymentStatus))]
 [JsonSerializable(typeof(HealthResponse))]
+[JsonSerializable(typeof(ReadinessResponse))]
 [JsonSerializable(typeof(HealthResetResponse))]
 [JsonSerializable(typeof(Microsoft.AspNetCore.Mvc.ProblemDetails))]
 internal sealed partial class ServerJsonContext : JsonSerializerContext;

@@ -214,6 +214,14 @@ public sealed class PostgresDatabase : IAsyncDisposable
     public ValueTask<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken) =>
         _source.OpenConnectionAsync(cancellationToken);
 
+    /// <summary>One round trip to the server (a readiness probe).</summary>
+    public async Task PingAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand("SELECT 1", connection);
+        await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>A connection for the limit counters, whose commits do not wait for the disk (see the constructor).</summary>
     public ValueTask<NpgsqlConnection> OpenCountersAsync(CancellationToken cancellationToken) =>
         _counters.OpenConnectionAsync(cancellationToken);

@@ -244,6 +244,13 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
 
         Assert.Equal(upstreamCalls, _upstream.Requests.Count);
         Assert.False(server.HasExited);
+
+        // A load balancer's readiness probe takes the instance out of rotation, without naming the server.
+        using var probe = new HttpClient { BaseAddress = url };
+        using var unready = await probe.GetAsync("health/ready", Ct);
+        var readiness = await unready.Content.ReadAsStringAsync(Ct);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, unready.StatusCode);
+        Assert.Equal("""{"status":"unready","database":"unreachable","limitCounters":"in database"}""", readiness);
     }
 
     [Fact]
@@ -353,6 +360,11 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
             Assert.Equal(HttpStatusCode.OK, served.StatusCode);
         }
 
+        // Still in rotation (callers without limits are served), and saying what is wrong.
+        using var probe = new HttpClient { BaseAddress = url };
+        var degraded = (await probe.GetFromJsonAsync<JsonObject>("health/ready", Ct))!;
+        Assert.Equal(("degraded", "ok", "unreachable"), ((string?)degraded["status"], (string?)degraded["database"], (string?)degraded["limitCounters"]));
+
         // Changing limits needs their counters forgotten in Redis: a clear 503 to retry, not a 500.
         using (var change = await admin.PatchAsJsonAsync($"admin/keys/{(string)limitedKey["id"]!}", new { limits = new { monthlyTokens = 40 } }, Ct))
         {
@@ -388,6 +400,7 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
         }
 
         Assert.Equal(1, answered);
+        Assert.Equal("ready", (string?)(await probe.GetFromJsonAsync<JsonObject>("health/ready", Ct))!["status"]);
     }
 
     [Fact]

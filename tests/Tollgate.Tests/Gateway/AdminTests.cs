@@ -170,6 +170,9 @@ public sealed class AdminTests
 
         Assert.Equal("ok", (string?)json["status"]);
         Assert.Equal(1, (int)json["providersConfigured"]!);
+
+        var ready = (await scenario.Gateway.Anonymous.GetFromJsonAsync<JsonObject>("health/ready", Ct))!;
+        Assert.Equal(("ready", "ok", "in memory"), ((string?)ready["status"], (string?)ready["database"], (string?)ready["limitCounters"]));
     }
 
     [Fact]

@@ -2,6 +2,8 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Tollgate.Health;
 using Tollgate.Routing;
 using Tollgate.Server.Diagnostics;
+using Tollgate.Server.Json;
+using Tollgate.Storage;
 
 namespace Tollgate.Server.Endpoints.Admin;
 
@@ -14,8 +16,31 @@ internal static class HealthEndpoints
             "ok",
             catalog.Providers.Values.Count(p => p.IsConfigured),
             catalog.Providers.Count)));
+        app.MapGet("/health/ready", ReadyAsync);
         app.MapGet("/providers", ListProviders);
         return app;
+    }
+
+    /// <summary>
+    /// Readiness for a load balancer: 503 while the database cannot be reached (keys cannot be checked on a cache
+    /// miss and no answer can be recorded). A Redis of limit counters that is down leaves the instance ready but
+    /// "degraded": callers without limits are served, limited ones are refused 503 until it is back, and taking
+    /// every instance out of rotation for it would refuse everyone. Says nothing of where the servers are.
+    /// </summary>
+    private static async Task<IResult> ReadyAsync(GatewayStorage storage, CancellationToken cancellationToken)
+    {
+        var health = await storage.CheckAsync(cancellationToken).ConfigureAwait(false);
+        var counters = health.CountersReachable switch
+        {
+            null => storage.IsShared ? "in database" : "in memory",
+            true => "ok",
+            false => "unreachable",
+        };
+        var status = !health.DatabaseReachable ? "unready" : health.CountersReachable == false ? "degraded" : "ready";
+        var body = new ReadinessResponse(status, health.DatabaseReachable ? "ok" : "unreachable", counters);
+        return health.DatabaseReachable
+            ? TypedResults.Ok(body)
+            : TypedResults.Json(body, ServerJsonContext.Default.ReadinessResponse, statusCode: StatusCodes.Status503ServiceUnavailable);
     }
 
     public static RouteGroupBuilder MapHealthAdmin(this RouteGroupBuilder admin)
@@ -100,6 +125,11 @@ internal static class HealthEndpoints
 }
 
 internal sealed record HealthResponse(string Status, int ProvidersConfigured, int ProvidersKnown);
+
+/// <param name="Status"><c>ready</c>, <c>degraded</c> (served, but limited keys are refused) or <c>unready</c> (503).</param>
+/// <param name="Database"><c>ok</c> or <c>unreachable</c>.</param>
+/// <param name="LimitCounters"><c>in database</c> (or in memory, with SQLite), <c>ok</c> or <c>unreachable</c> (Redis).</param>
+internal sealed record ReadinessResponse(string Status, string Database, string LimitCounters);
 
 internal sealed record HealthResetResponse(int Reset);
 
