@@ -1,4 +1,5 @@
 using Tollgate.Billing;
+using Tollgate.Health;
 using Tollgate.Keys;
 using Tollgate.Metering;
 using Tollgate.Storage.Postgres;
@@ -23,9 +24,10 @@ public sealed class GatewayStorage : IAsyncDisposable
     private readonly IAsyncDisposable? _database;
     private bool _disposed;
 
-    private GatewayStorage(string description, bool shared, IKeyStore keys, ITenantStore tenants, ILedgerStore ledger, IBillingStore billing, IUsageLimiter limiter, IDashboardSessionStore sessions, Func<CancellationToken, Task> migrate, Func<CancellationToken, Task<StorageHealth>> check, IAsyncDisposable? database)
+    private GatewayStorage(string description, bool shared, IKeyStore keys, ITenantStore tenants, ILedgerStore ledger, IBillingStore billing, IUsageLimiter limiter, IDashboardSessionStore sessions, IHealthBroadcast health, Func<CancellationToken, Task> migrate, Func<CancellationToken, Task<StorageHealth>> check, IAsyncDisposable? database)
     {
         _check = check;
+        HealthBroadcast = health;
         Sessions = sessions;
         Limiter = limiter;
         Description = description;
@@ -58,6 +60,9 @@ public sealed class GatewayStorage : IAsyncDisposable
     /// <summary>Dashboard logins: in this process beside the embedded file, in the database when it is shared.</summary>
     public IDashboardSessionStore Sessions { get; }
 
+    /// <summary>Rate limits told between instances: nobody to tell with the embedded file, NOTIFY with PostgreSQL.</summary>
+    public IHealthBroadcast HealthBroadcast { get; }
+
     public static GatewayStorage Sqlite(string dataDirectory, TimeProvider time, bool ledgerFsync = false)
     {
         var database = new SqliteDatabase(dataDirectory);
@@ -70,6 +75,7 @@ public sealed class GatewayStorage : IAsyncDisposable
             new SqliteBillingStore(database),
             new InMemoryUsageLimiter(time),
             new InMemoryDashboardSessionStore(time),
+            new SingleInstanceHealth(),
             database.MigrateAsync,
             async cancellationToken => new StorageHealth(await ReachableAsync(async ct =>
             {
@@ -100,6 +106,7 @@ public sealed class GatewayStorage : IAsyncDisposable
                 new PostgresBillingStore(database),
                 new PostgresUsageLimiter(database, time),
                 new PostgresDashboardSessionStore(database, time),
+                new PostgresHealthBroadcast(database),
                 database.MigrateAsync,
                 async cancellationToken => new StorageHealth(await ReachableAsync(database.PingAsync, cancellationToken).ConfigureAwait(false), null),
                 database);
@@ -115,6 +122,7 @@ public sealed class GatewayStorage : IAsyncDisposable
             new PostgresBillingStore(database),
             limiter,
             new PostgresDashboardSessionStore(database, time),
+            new PostgresHealthBroadcast(database),
             async cancellationToken =>
             {
                 await database.MigrateAsync(cancellationToken).ConfigureAwait(false);

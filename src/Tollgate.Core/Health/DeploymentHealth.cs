@@ -175,8 +175,11 @@ public sealed class DeploymentHealth
         }
     }
 
-    /// <summary>Records an upstream failure. A <paramref name="cooldown"/> (429) parks the deployment without tripping the breaker.</summary>
-    public void RecordFailure(string error, bool rateLimited, TimeSpan? cooldown)
+    /// <summary>
+    /// Records an upstream failure. A <paramref name="cooldown"/> (429) parks the deployment without tripping the
+    /// breaker; the cooldown it set is returned (for the other instances), null for any other failure.
+    /// </summary>
+    public TimeSpan? RecordFailure(string error, bool rateLimited, TimeSpan? cooldown)
     {
         var now = _time.GetUtcNow();
         lock (_lock)
@@ -188,9 +191,10 @@ public sealed class DeploymentHealth
             if (rateLimited)
             {
                 var wait = cooldown ?? _policy.DefaultCooldown;
-                _cooldownUntil = now + (wait > _policy.MaxCooldown ? _policy.MaxCooldown : wait);
+                wait = wait > _policy.MaxCooldown ? _policy.MaxCooldown : wait;
+                _cooldownUntil = now + wait;
                 _probeInFlight = false;
-                return;
+                return wait;
             }
 
             _consecutiveFailures++;
@@ -201,6 +205,23 @@ public sealed class DeploymentHealth
             }
 
             _probeInFlight = false;
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Parks the deployment for <paramref name="remaining"/> because another instance met its rate limit (capped like
+    /// a Retry-After; a longer cooldown already running is kept).
+    /// </summary>
+    public void CoolDown(TimeSpan remaining)
+    {
+        var until = _time.GetUtcNow() + (remaining > _policy.MaxCooldown ? _policy.MaxCooldown : remaining);
+        lock (_lock)
+        {
+            if (until > _cooldownUntil)
+            {
+                _cooldownUntil = until;
+            }
         }
     }
 

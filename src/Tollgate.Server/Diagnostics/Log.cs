@@ -62,4 +62,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "Request {RequestId}: the limit counters could not be used ({Step}): {Reason}")]
     public static partial void LimitsUnavailable(ILogger logger, string requestId, string step, string reason);
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Deployment {Deployment} rate-limited on another instance; cooling down here for {RemainingMs} ms")]
+    public static partial void SharedCooldown(ILogger logger, string deployment, long remainingMs);
 }

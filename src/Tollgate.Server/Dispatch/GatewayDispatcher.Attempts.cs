@@ -1,3 +1,4 @@
+using Tollgate.Health;
 using Tollgate.Metering;
 using Tollgate.Providers;
 using Tollgate.Requests;
@@ -212,7 +213,7 @@ internal sealed partial class GatewayDispatcher
 
         if (failure.CountsAgainstProvider)
         {
-            deployment.Health.RecordFailure(failure.Message, failure.Kind == FailureKind.RateLimited, failure.RetryAfter);
+            RecordFailure(deployment, failure);
         }
         else
         {
@@ -232,6 +233,18 @@ internal sealed partial class GatewayDispatcher
     }
 
     /// <summary>Meters an attempt that used tokens but did not give the answer: a hedge that lost, an answer that failed its check.</summary>
+    /// <summary>
+    /// Records a provider's failure on its deployment; a rate limit is also told to the other instances, which share
+    /// the provider's key and so its limit.
+    /// </summary>
+    private void RecordFailure(Deployment deployment, UpstreamFailure failure)
+    {
+        if (deployment.Health.RecordFailure(failure.Message, failure.Kind == FailureKind.RateLimited, failure.RetryAfter) is { } cooldown)
+        {
+            _health.Publish(new CooldownNotice(deployment.Id, cooldown));
+        }
+    }
+
     private static Task RecordExtraAsync(RequestAccounting accounting, Attempt attempt, LedgerAttemptKind kind, ParsedRequest request)
     {
         var usage = attempt.Result.Response switch

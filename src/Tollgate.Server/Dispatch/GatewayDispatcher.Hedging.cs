@@ -113,7 +113,7 @@ internal sealed partial class GatewayDispatcher
             else if (other.Result.Failure is { CountsAgainstProvider: true } failed)
             {
                 // It failed on its own before it was cancelled: that is the provider's failure, and nothing was billed.
-                other.Deployment.Health.RecordFailure(failed.Message, failed.Kind == FailureKind.RateLimited, failed.RetryAfter);
+                RecordFailure(other.Deployment, failed);
             }
             else
             {

@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using System.Globalization;
 using Tollgate.Configuration;
+using Tollgate.Health;
 using Tollgate.Providers;
 using Tollgate.Requests;
 using Tollgate.Routing;
@@ -40,6 +41,7 @@ internal sealed partial class GatewayDispatcher
     private readonly AnswerVerifier _verifier;
     private readonly TaskClassifier _classifier;
     private readonly GatewayMetrics _metrics;
+    private readonly IHealthBroadcast _health;
 
     public GatewayDispatcher(
         Catalog catalog,
@@ -49,9 +51,11 @@ internal sealed partial class GatewayDispatcher
         LedgerWriter ledger,
         AnswerVerifier verifier,
         GatewayMetrics metrics,
+        IHealthBroadcast health,
         TimeProvider time,
         ILogger<GatewayDispatcher> logger)
     {
+        _health = health;
         _catalog = catalog;
         _limiter = limiter;
         _ledger = ledger;

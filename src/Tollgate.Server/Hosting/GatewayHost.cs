@@ -74,6 +74,7 @@ public static class GatewayHost
         services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Billing);
         services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Limiter);
         services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().Sessions);
+        services.AddSingleton(sp => sp.GetRequiredService<GatewayStorage>().HealthBroadcast);
         services.AddSingleton<LedgerWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<LedgerWriter>());
         services.AddSingleton<ClientKeyCache>();
@@ -85,6 +86,7 @@ public static class GatewayHost
         services.AddSingleton<ModelCatalogClock>();
         services.AddHostedService<KeyChangeWatcher>();
         services.AddHostedService<ReachabilityProbe>();
+        services.AddHostedService<SharedRateLimits>();
         services.AddBilling();
         services.AddTelemetry(settings.Options.Telemetry);
 

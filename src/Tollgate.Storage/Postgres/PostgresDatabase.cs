@@ -165,6 +165,7 @@ public sealed class PostgresDatabase : IAsyncDisposable
     public const int CountersPoolSize = 8;
 
     private readonly NpgsqlDataSource _source;
+    private readonly string _listenerConnectionString;
     private readonly NpgsqlDataSource _counters;
 
     public PostgresDatabase(string connectionString)
@@ -188,6 +189,9 @@ public sealed class PostgresDatabase : IAsyncDisposable
         // the pool needs no reset: that reset was five statements on every next use.
         builder.NoResetOnClose = true;
         _source = NpgsqlDataSource.Create(builder);
+
+        // Kept here rather than read back from the data source, which drops the password from its copy.
+        _listenerConnectionString = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Pooling = false, ApplicationName = builder.ApplicationName + " (health)" }.ConnectionString;
 
         // The limit counters change twice per limited request, and a reservation holds the tenant's lock until its
         // commit returns. Waiting for the WAL flush there would serialise a tenant's requests at the disk's flush rate,
@@ -213,6 +217,13 @@ public sealed class PostgresDatabase : IAsyncDisposable
 
     public ValueTask<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken) =>
         _source.OpenConnectionAsync(cancellationToken);
+
+    /// <summary>
+    /// A connection of its own, outside every pool, not yet open: for a session that must not be handed to anyone
+    /// else afterwards (one that LISTENs).
+    /// </summary>
+    public NpgsqlConnection CreateUnpooledConnection() =>
+        new(_listenerConnectionString);
 
     /// <summary>One round trip to the server (a readiness probe).</summary>
     public async Task PingAsync(CancellationToken cancellationToken)

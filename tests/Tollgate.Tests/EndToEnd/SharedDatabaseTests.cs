@@ -281,6 +281,63 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
     }
 
     [Fact]
+    public async Task RateLimitMetOnOneInstance_ParksTheDeploymentOnTheOther()
+    {
+        // Two candidates: the cheap one (this test's upstream) and a premium one. Both instances use the same provider
+        // keys, so a 429 one of them gets is the other's limit too.
+        await using var premium = await FakeUpstream.StartAsync("sk-premium-upstream", Ct);
+        premium.Default = FakeBehavior.Ok("Premium answer.", promptTokens: 12, completionTokens: 3);
+        await WriteConnectionStringAsync();
+        await File.AppendAllTextAsync(Path.Combine(_directory, ".env"), "PREMIUM_API_KEY=sk-premium-upstream\n", Ct);
+        var config = JsonNode.Parse(await File.ReadAllTextAsync(ConfigPath, Ct))!;
+        config["providers"]!["q"] = Configs.Provider(premium.BaseUrl, "PREMIUM_API_KEY");
+        config["models"]!["q/model"] = Configs.Model("q", "premium-model", 10m, 20m);
+        config["routes"]!["gpt-4o"] = Configs.Route("cheapest", "p/model", "q/model");
+        await File.WriteAllTextAsync(ConfigPath, config.ToJsonString(), Ct);
+
+        await using var first = StartServer();
+        await using var second = StartServer();
+        var urls = new[] { await first.WaitForListeningAsync(Ct), await second.WaitForListeningAsync(Ct) };
+        using var admin = AdminClient(urls[0]);
+        using var created = await admin.PostAsJsonAsync("admin/keys", new { name = "app" }, Ct);
+        var key = (string)(await created.Content.ReadFromJsonAsync<JsonObject>(Ct))!["key"]!;
+
+        // The first instance meets the cheap provider's rate limit (Retry-After: 60 s) and fails over to the premium one.
+        _upstream.Enqueue(FakeBehavior.Status(429, retryAfter: "60"));
+        using (var answered = await ChatAsync(urls[0], key, Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+            Assert.Equal("q", answered.Headers.GetValues("x-tollgate-provider").Single());
+        }
+
+        Assert.Single(_upstream.Requests);
+
+        // The second instance hears of it (PostgreSQL NOTIFY), and parks the cheap deployment for the rest of the minute.
+        using var secondAdmin = AdminClient(urls[1]);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds(20));
+        while (!await CoolingDownAsync(secondAdmin, "p/model", deadline.Token))
+        {
+            await Task.Delay(50, deadline.Token);
+        }
+
+        using (var answered = await ChatAsync(urls[1], key, Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+            Assert.Equal("q", answered.Headers.GetValues("x-tollgate-provider").Single());
+        }
+
+        Assert.Single(_upstream.Requests);
+
+        static async Task<bool> CoolingDownAsync(HttpClient client, string deployment, CancellationToken cancellationToken)
+        {
+            var providers = (await client.GetFromJsonAsync<JsonObject>("providers", cancellationToken))!["providers"]!.AsArray();
+            var status = providers.SelectMany(p => p!["deployments"]!.AsArray()).Single(d => (string?)d!["id"] == deployment)!;
+            return status["coolingDownUntil"] is not null;
+        }
+    }
+
+    [Fact]
     public async Task DashboardLogin_OnOneInstance_IsGoodOnTheOther_AndALogoutEndsItOnBoth()
     {
         var database = await WriteConnectionStringAsync();

@@ -24,6 +24,29 @@ public sealed class DeploymentHealthTests
     }
 
     [Fact]
+    public void RateLimit_ReturnsTheCooldownToTell_AndOneHeardFromElsewhereIsCappedAndNeverShortened()
+    {
+        var time = new FakeTimeProvider();
+        var health = new DeploymentHealth(time, Policy);
+
+        Assert.Equal(TimeSpan.FromSeconds(20), health.RecordFailure("429", rateLimited: true, cooldown: TimeSpan.FromSeconds(20)));
+        Assert.Equal(TimeSpan.FromMinutes(5), health.RecordFailure("429", rateLimited: true, cooldown: TimeSpan.FromHours(3)));
+        Assert.Null(health.RecordFailure("500", rateLimited: false, cooldown: null));
+
+        // Another instance's shorter cooldown does not cut this one's; a longer one extends it, up to the cap.
+        var other = new DeploymentHealth(time, Policy);
+        other.CoolDown(TimeSpan.FromSeconds(40));
+        other.CoolDown(TimeSpan.FromSeconds(10));
+        Assert.Equal(time.GetUtcNow() + TimeSpan.FromSeconds(40), other.Snapshot().CoolingDownUntil);
+        other.CoolDown(TimeSpan.FromDays(1));
+        Assert.Equal(time.GetUtcNow() + TimeSpan.FromMinutes(5), other.Snapshot().CoolingDownUntil);
+        Assert.False(other.TryBeginAttempt());
+
+        time.Advance(TimeSpan.FromMinutes(5));
+        Assert.True(other.TryBeginAttempt());
+    }
+
+    [Fact]
     public void TryBeginAttempt_AfterBreak_AllowsExactlyOneProbe()
     {
         var time = new FakeTimeProvider();
