@@ -36,9 +36,10 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
     /// <summary>How long a repair waits after its settle: by then the request's ledger row has been committed.</summary>
     private static readonly TimeSpan RepairDelay = TimeSpan.FromSeconds(2);
 
-    // Requests settled while Redis could not be reached: their holds still count there and their usage does not. Once
-    // Redis answers again, each hold is released and its scopes' month counters are made again from the ledger.
-    private readonly ConcurrentQueue<(Hold Hold, DateTimeOffset ReadyAt)> _repairs = new();
+    // What Redis missed while it could not be reached: holds of requests that ended (still counted there), and usage
+    // or cost (not counted there). Once Redis answers again, each hold is released and, where usage was missed, its
+    // scopes' month counters are made again from the ledger.
+    private readonly ConcurrentQueue<Repair> _repairs = new();
     private int _repairing;
 
     public Task InitializeAsync(ILedgerStore ledger, CancellationToken cancellationToken) => Task.CompletedTask;
@@ -108,7 +109,16 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
         }
 
         var (whole, pico) = Split(Money.RoundToPico(costUsd));
-        await RunAsync(RedisLimitScripts.AddCost, hold, [whole, pico, Flag(hold.TenantLimited), Flag(hold.KeyLimited)], CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            await RunAsync(RedisLimitScripts.AddCost, hold, [whole, pico, Flag(hold.TenantLimited), Flag(hold.KeyLimited)], CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (RedisUnavailableException)
+        {
+            // The cost is in the ledger row the caller writes next; the counters get it when they are remade.
+            _repairs.Enqueue(new Repair(hold, time.GetUtcNow() + RepairDelay, Release: false, Remake: true));
+            throw;
+        }
     }
 
     public async ValueTask<long> SettleAsync(Reservation reservation, long tokens, decimal? costUsd)
@@ -136,7 +146,7 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
         {
             // The answer has been given: it is priced on the tenant's month as the ledger has it, rather than refused
             // for want of a counter. Redis keeps its hold and misses its usage until the repair below runs.
-            _repairs.Enqueue((hold, time.GetUtcNow() + RepairDelay));
+            _repairs.Enqueue(new Repair(hold, time.GetUtcNow() + RepairDelay, Release: true, Remake: true));
             if (hold.Plan is null)
             {
                 return 0;
@@ -168,7 +178,8 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
         }
         catch (RedisUnavailableException)
         {
-            // Nothing was used; the hold expires by itself, and the failed request keeps its ledger row.
+            // Nothing was used, and the failed request keeps its ledger row: the hold is released once Redis is back.
+            _repairs.Enqueue(new Repair(hold, time.GetUtcNow(), Release: true, Remake: false));
         }
     }
 
@@ -214,13 +225,17 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
             while (_repairs.TryPeek(out var repair) && repair.ReadyAt <= now)
             {
                 var hold = repair.Hold;
-                await RunAsync(RedisLimitScripts.Release, hold, [hold.Id, hold.Tokens, Flag(hold.TenantLimited), Flag(hold.KeyLimited)], CancellationToken.None).ConfigureAwait(false);
-                if (hold.TenantLimited)
+                if (repair.Release)
+                {
+                    await RunAsync(RedisLimitScripts.Release, hold, [hold.Id, hold.Tokens, Flag(hold.TenantLimited), Flag(hold.KeyLimited)], CancellationToken.None).ConfigureAwait(false);
+                }
+
+                if (repair.Remake && hold.TenantLimited)
                 {
                     await ForgetAsync(hold.TenantId, null).ConfigureAwait(false);
                 }
 
-                if (hold.KeyLimited)
+                if (repair.Remake && hold.KeyLimited)
                 {
                     await ForgetAsync(hold.TenantId, hold.KeyId).ConfigureAwait(false);
                 }
@@ -342,6 +357,11 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
     private static long Long(RedisResult value) => long.Parse((string)value!, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
 
     private static decimal Usd(RedisResult whole, RedisResult pico) => Long(whole) + (Long(pico) / (decimal)PicoPerUsd);
+
+    /// <summary>What to put right for one request once Redis answers again, from <paramref name="ReadyAt"/> on.</summary>
+    /// <param name="Release">Take its hold off the held totals.</param>
+    /// <param name="Remake">Make its scopes' month counters again from the ledger (usage or cost Redis missed).</param>
+    private sealed record Repair(Hold Hold, DateTimeOffset ReadyAt, bool Release, bool Remake);
 
     private sealed class Hold(ApiKeyRecord key, PlanOptions? plan, long tokens, decimal cost, long minute, long month, string id)
         : Reservation(key, plan, tokens, cost, minute, month)
