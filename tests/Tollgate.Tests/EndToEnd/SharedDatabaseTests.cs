@@ -353,8 +353,8 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
         var sessionId = cookie[(cookie.IndexOf('=', StringComparison.Ordinal) + 1)..];
 
         // Behind a load balancer without sticky sessions the next request goes to the other instance.
-        Assert.Equal(HttpStatusCode.OK, (await SendWithCookieAsync(HttpMethod.Get, urls[1], "dashboard/session")).StatusCode);
-        Assert.Equal(HttpStatusCode.OK, (await SendWithCookieAsync(HttpMethod.Get, urls[1], "admin/tenants")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, await SendWithCookieAsync(HttpMethod.Get, urls[1], "dashboard/session"));
+        Assert.Equal(HttpStatusCode.OK, await SendWithCookieAsync(HttpMethod.Get, urls[1], "admin/tenants"));
 
         // The database holds the session under the hash of the cookie, never the cookie itself.
         await using (var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(postgres.AdminConnectionString) { Database = database }.ConnectionString))
@@ -367,15 +367,16 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
             Assert.Equal((0L, 1L), (reader.GetInt64(0), reader.GetInt64(1)));
         }
 
-        Assert.Equal(HttpStatusCode.SeeOther, (await SendWithCookieAsync(HttpMethod.Post, urls[1], "dashboard/logout")).StatusCode);
-        Assert.Equal(HttpStatusCode.Unauthorized, (await SendWithCookieAsync(HttpMethod.Get, urls[0], "dashboard/session")).StatusCode);
-        Assert.Equal(HttpStatusCode.Unauthorized, (await SendWithCookieAsync(HttpMethod.Get, urls[0], "admin/tenants")).StatusCode);
+        Assert.Equal(HttpStatusCode.SeeOther, await SendWithCookieAsync(HttpMethod.Post, urls[1], "dashboard/logout"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await SendWithCookieAsync(HttpMethod.Get, urls[0], "dashboard/session"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await SendWithCookieAsync(HttpMethod.Get, urls[0], "admin/tenants"));
 
-        async Task<HttpResponseMessage> SendWithCookieAsync(HttpMethod method, Uri baseUrl, string path)
+        async Task<HttpStatusCode> SendWithCookieAsync(HttpMethod method, Uri baseUrl, string path)
         {
             using var request = new HttpRequestMessage(method, new Uri(baseUrl, path));
             request.Headers.Add("Cookie", cookie);
-            return await http.SendAsync(request, Ct);
+            using var response = await http.SendAsync(request, Ct);
+            return response.StatusCode;
         }
     }
 
