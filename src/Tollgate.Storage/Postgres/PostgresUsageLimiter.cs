@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Npgsql;
 using NpgsqlTypes;
 using Tollgate.Configuration;
@@ -29,6 +30,11 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
     /// <summary>One reservation in this many also deletes its scopes' expired holds.</summary>
     private const int HoldSweepEvery = 64;
 
+    /// <summary>One tenant's reservations in the database at once, per instance (one runs while the next is sent).</summary>
+    private const int ReservationsPerTenant = 2;
+
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _tenantGates = new(StringComparer.Ordinal);
+
     public Task InitializeAsync(ILedgerStore ledger, CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async ValueTask<LimitOutcome> TryReserveAsync(ApiKeyRecord key, PlanOptions? plan, long tokens, decimal? costUsd, CancellationToken cancellationToken)
@@ -47,9 +53,44 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
             return new LimitOutcome(LimitDecision.Allow, hold);
         }
 
-        // One batch, one implicit transaction, one round trip: the tenant's lock is held only while the server runs it,
-        // never across the network or a busy gateway's scheduling delay.
         var limits = key.EffectiveLimits;
+        var tenant = new LimitCounters();
+        var keyCounters = new LimitCounters();
+
+        // At most a couple of one tenant's reservations per instance go to the database at once; the others wait here.
+        // They would only wait on the tenant's lock there, each holding one of the few counter connections that every
+        // tenant's reservations and settles share: a burst of one tenant would make all the others queue behind it.
+        var gate = _tenantGates.GetOrAdd(hold.TenantId, static _ => new SemaphoreSlim(ReservationsPerTenant));
+        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        bool? allowed;
+        try
+        {
+            allowed = await ReserveInDatabaseAsync(hold, scopes, limits, plan, tokens, cost, now, tenant, keyCounters, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            gate.Release();
+        }
+
+        // The database decided (and wrote the hold when it allowed); the same rules over the counters it read give the
+        // refusal its message. They cannot disagree unless the SQL below and LimitRules drift apart.
+        var decision = LimitRules.Check(tenant, keyCounters, limits, plan, tokens, cost, now);
+        if (allowed == true)
+        {
+            return new LimitOutcome(LimitDecision.Allow, hold);
+        }
+
+        return new LimitOutcome(decision.Allowed ? new LimitDecision(LimitKind.RateLimit, "The request does not fit the limits of this key or its tenant.", null) : decision, null);
+    }
+
+    /// <summary>
+    /// One batch, one implicit transaction, one round trip: the tenant's lock is held only while the server runs it,
+    /// never across the network or a busy gateway's scheduling delay. Fills the counters as they were and answers
+    /// whether the database allowed the request (and wrote its hold).
+    /// </summary>
+    private async Task<bool?> ReserveInDatabaseAsync(Hold hold, Scopes scopes, KeyLimits limits, PlanOptions? plan, long tokens, decimal cost, DateTimeOffset now,
+        LimitCounters tenant, LimitCounters keyCounters, CancellationToken cancellationToken)
+    {
         await using var connection = await database.OpenCountersAsync(cancellationToken).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection);
         batch.BatchCommands.Add(Command("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", Text(hold.TenantId)));
@@ -67,8 +108,6 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
             Long(hold.Month), Long(hold.Minute), Time(now), Long(tokens), Pico(cost),
             new NpgsqlParameter<Guid> { TypedValue = hold.Id }, Time(now + HoldLifetime)));
 
-        var tenant = new LimitCounters();
-        var keyCounters = new LimitCounters();
         bool? allowed = null;
 
         // Not cancelled with the client once sent: a hold written by a batch whose answer was dropped would count for
@@ -93,15 +132,7 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
             while (await reader.NextResultAsync(CancellationToken.None).ConfigureAwait(false));
         }
 
-        // The database decided (and wrote the hold when it allowed); the same rules over the counters it read give the
-        // refusal its message. They cannot disagree unless the SQL below and LimitRules drift apart.
-        var decision = LimitRules.Check(tenant, keyCounters, limits, plan, tokens, cost, now);
-        if (allowed == true)
-        {
-            return new LimitOutcome(LimitDecision.Allow, hold);
-        }
-
-        return new LimitOutcome(decision.Allowed ? new LimitDecision(LimitKind.RateLimit, "The request does not fit the limits of this key or its tenant.", null) : decision, null);
+        return allowed;
     }
 
     public async ValueTask AddExtraCostAsync(Reservation reservation, decimal costUsd)

@@ -266,6 +266,48 @@ public sealed class PostgresLimiterContractTests(PostgresServer server) : Shared
     }
 
     [Fact]
+    public async Task ATenantWaitingOnItsLock_HoldsUpNoOtherTenant()
+    {
+        var hot = await KeyAsync(new KeyLimits(MonthlyTokens: 1_000_000));
+        var quietTenant = await First.Tenants.CreateAsync("quiet", null, Ct);
+        var quiet = (await First.Keys.CreateAsync(new NewApiKey("quiet", quietTenant.Id, new KeyLimits(MonthlyTokens: 1_000_000)), Ct)).Record;
+
+        // A long transaction elsewhere holds the hot tenant's lock: its 20 reservations wait.
+        await using var admin = new Npgsql.NpgsqlConnection(new Npgsql.NpgsqlConnectionStringBuilder(server.AdminConnectionString) { Database = _database }.ConnectionString);
+        await admin.OpenAsync(Ct);
+        await using var blocking = await admin.BeginTransactionAsync(Ct);
+        await using (var take = new Npgsql.NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", admin, blocking))
+        {
+            take.Parameters.Add(new Npgsql.NpgsqlParameter<string> { TypedValue = hot.TenantId });
+            await take.ExecuteScalarAsync(Ct);
+        }
+
+        var waiting = Enumerable.Range(0, 20).Select(_ => Task.Run(async () => await Limiters[0].TryReserveAsync(hot, null, 10, 0m, Ct), Ct)).ToArray();
+
+        // Only a couple of them wait in the database, each on a connection; the rest wait in the gateway. (Read outside
+        // the blocking transaction: within one, pg_stat_activity keeps its first snapshot.)
+        await using var observer = new Npgsql.NpgsqlConnection(server.AdminConnectionString);
+        await observer.OpenAsync(Ct);
+        var most = 0L;
+        for (var seen = 0; seen < 50 || most < 2; seen++)
+        {
+            await using var count = new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event = 'advisory'", observer);
+            count.Parameters.Add(new Npgsql.NpgsqlParameter<string> { TypedValue = _database });
+            most = Math.Max(most, (long)(await count.ExecuteScalarAsync(Ct))!);
+        }
+
+        Assert.Equal(2, most);
+
+        // Another tenant's reservation meanwhile finds a connection and its answer at once.
+        var other = await Limiters[0].TryReserveAsync(quiet, null, 10, 0m, Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        Assert.True(other.Decision.Allowed);
+        Assert.DoesNotContain(waiting, t => t.IsCompleted);
+
+        await blocking.RollbackAsync(Ct);
+        Assert.All(await Task.WhenAll(waiting), o => Assert.True(o.Decision.Allowed));
+    }
+
+    [Fact]
     public async Task ABurstOfOneTenant_WaitsInTheGateway_NotOnServerConnections()
     {
         // 64 requests of one key at once all wait for the same lock. Each holding a server connection to wait would take
