@@ -82,7 +82,7 @@ public static class TollgateCommandLine
             Urls = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
         };
 
-        IoScheduling.ConfigureProcess(IoScheduling.Effective(options));
+        IoScheduling.ConfigureProcess(options.Server);
         string adminHash;
         try
         {

@@ -36,7 +36,7 @@ public static class GatewayHost
     {
         var builder = CreateBuilder();
         builder.WebHost.UseUrls([.. settings.Urls]);
-        IoScheduling.ConfigureKestrel(builder.WebHost, IoScheduling.Effective(settings.Options));
+        IoScheduling.ConfigureKestrel(builder.WebHost, settings.Options.Server);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -100,7 +100,7 @@ public static class GatewayHost
         // everything that touches the database runs on the thread pool (see IoScheduling).
         app.MapOpenAI();
         app.MapHealth();
-        var storage = app.MapGroup("").RunOnThreadPool(IoScheduling.Effective(settings.Options));
+        var storage = app.MapGroup("").RunOnThreadPool(settings.Options.Server);
         storage.MapGroup("/v1").MapUsageV1();
         var admin = storage.MapGroup("/admin");
         admin.MapKeys();

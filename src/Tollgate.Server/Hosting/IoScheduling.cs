@@ -12,15 +12,6 @@ namespace Tollgate.Server.Hosting;
 /// </summary>
 internal static class IoScheduling
 {
-    /// <summary>
-    /// The server options in effect: inline I/O only over the embedded database. With PostgreSQL the limiter's and the
-    /// ledger's Npgsql I/O shares the socket threads with the proxy, and under load (64 limited requests at once) the
-    /// gateway stalled for the length of Npgsql's command timeout; with .NET's default scheduling it did not. The cause
-    /// was not found, so the combination is not offered.
-    /// </summary>
-    public static ServerOptions Effective(TollgateOptions options) =>
-        options.Storage.Database == StorageOptions.Postgres && options.Server.InlineIo ? options.Server with { InlineIo = false } : options.Server;
-
     /// <summary>Read by System.Net.Sockets once, when the process opens its first socket.</summary>
     internal const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 

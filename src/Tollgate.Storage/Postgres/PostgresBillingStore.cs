@@ -38,8 +38,8 @@ public sealed class PostgresBillingStore(PostgresDatabase database) : IBillingSt
         }
 
         var facts = new List<LedgerFact>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
             facts.Add(new LedgerFact
             {
@@ -94,8 +94,8 @@ public sealed class PostgresBillingStore(PostgresDatabase database) : IBillingSt
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = monthEnd.ToUnixTimeMilliseconds() });
         command.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = includedTokens });
         var lines = new List<InvoiceModelUsage>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
             lines.Add(new InvoiceModelUsage(
                 reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3),
@@ -112,8 +112,8 @@ public sealed class PostgresBillingStore(PostgresDatabase database) : IBillingSt
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = start.ToUnixTimeMilliseconds() });
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = until.ToUnixTimeMilliseconds() });
         var ids = new HashSet<string>(StringComparer.Ordinal);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
             ids.Add(reader.GetString(0));
         }
@@ -134,7 +134,7 @@ public sealed class PostgresBillingStore(PostgresDatabase database) : IBillingSt
         command.Parameters.Add(PostgresKeyStore.Time(invoice.IssuedAt));
         command.Parameters.Add(new NpgsqlParameter<decimal> { NpgsqlDbType = NpgsqlDbType.Numeric, TypedValue = invoice.TotalDueUsd });
         command.Parameters.Add(PostgresKeyStore.Text(invoice.Document));
-        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+        return await command.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false) == 1;
     }
 
     public async Task<IReadOnlyList<StoredInvoice>> ListInvoicesAsync(string? tenantId, string? month, CancellationToken cancellationToken)
@@ -148,8 +148,8 @@ public sealed class PostgresBillingStore(PostgresDatabase database) : IBillingSt
         command.Parameters.Add(PostgresKeyStore.Text(tenantId));
         command.Parameters.Add(PostgresKeyStore.Text(month));
         var invoices = new List<StoredInvoice>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
             invoices.Add(Read(reader));
         }
@@ -162,8 +162,8 @@ public sealed class PostgresBillingStore(PostgresDatabase database) : IBillingSt
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand($"SELECT {InvoiceColumns} FROM invoices WHERE id = $1", connection);
         command.Parameters.Add(PostgresKeyStore.Text(id));
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        return await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false) ? Read(reader) : null;
     }
 
     private static StoredInvoice Read(NpgsqlDataReader reader) => new(

@@ -26,7 +26,7 @@ public sealed class PostgresDashboardSessionStore(PostgresDatabase database, Tim
         insert.Parameters.Add(PostgresKeyStore.Time(session.ExpiresAt));
         batch.BatchCommands.Add(prune);
         batch.BatchCommands.Add(insert);
-        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await batch.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
     public async Task<DashboardSession?> FindAsync(string idHash, CancellationToken cancellationToken)
@@ -34,8 +34,8 @@ public sealed class PostgresDashboardSessionStore(PostgresDatabase database, Tim
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand("SELECT role, key_hash, tenant_id, expires_at FROM dashboard_sessions WHERE id_hash = $1", connection);
         command.Parameters.Add(PostgresKeyStore.Text(idHash));
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        if (!await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
             return null;
         }
@@ -52,6 +52,6 @@ public sealed class PostgresDashboardSessionStore(PostgresDatabase database, Tim
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand("DELETE FROM dashboard_sessions WHERE id_hash = $1", connection);
         command.Parameters.Add(PostgresKeyStore.Text(idHash));
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await command.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
     }
 }

@@ -8,6 +8,14 @@ namespace Tollgate.Storage.Postgres;
 /// One pooled <see cref="NpgsqlDataSource"/> per process. Migrations are applied in order at start, each once,
 /// under an advisory lock so instances that start together do not race each other through them.
 /// </summary>
+/// <remarks>
+/// Npgsql is never handed a token that can be cancelled: a caller's token is checked before a connection is taken,
+/// and every command then runs to its end (or to its command timeout). When a token is cancelled, Npgsql cancels the
+/// command on the cancelling thread, and a reply that completes the command at that moment waits, on the thread that
+/// completes it, for that cancellation to end. With <c>server.inlineIo</c> that thread is the socket I/O thread, and
+/// the cancellation did not end while it waited: clients that left during their queries stalled every connection of
+/// the instance until the command timeout (<c>docs/performance.md</c>, "Several instances").
+/// </remarks>
 public sealed class PostgresDatabase : IAsyncDisposable
 {
     /// <summary>Any constant works; it names the migration lock among the database's advisory locks.</summary>
@@ -215,8 +223,11 @@ public sealed class PostgresDatabase : IAsyncDisposable
     /// <summary>Where the data is, for start-up messages: host, port and database, never the credentials.</summary>
     public string Description { get; }
 
+    /// <summary>A pooled connection, unless <paramref name="cancellationToken"/> is already cancelled (see the remarks above).</summary>
     public ValueTask<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken) =>
-        _source.OpenConnectionAsync(cancellationToken);
+        cancellationToken.IsCancellationRequested
+            ? ValueTask.FromCanceled<NpgsqlConnection>(cancellationToken)
+            : _source.OpenConnectionAsync(CancellationToken.None);
 
     /// <summary>
     /// A connection of its own, outside every pool, not yet open: for a session that must not be handed to anyone
@@ -228,14 +239,16 @@ public sealed class PostgresDatabase : IAsyncDisposable
     /// <summary>One round trip to the server (a readiness probe).</summary>
     public async Task PingAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand("SELECT 1", connection);
-        await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        await command.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>A connection for the limit counters, whose commits do not wait for the disk (see the constructor).</summary>
     public ValueTask<NpgsqlConnection> OpenCountersAsync(CancellationToken cancellationToken) =>
-        _counters.OpenConnectionAsync(cancellationToken);
+        cancellationToken.IsCancellationRequested
+            ? ValueTask.FromCanceled<NpgsqlConnection>(cancellationToken)
+            : _counters.OpenConnectionAsync(CancellationToken.None);
 
     /// <summary>Applies pending migrations, each in its own transaction, holding the migration lock throughout.</summary>
     public async Task MigrateAsync(CancellationToken cancellationToken)
@@ -244,7 +257,7 @@ public sealed class PostgresDatabase : IAsyncDisposable
         await using (var lockCommand = new NpgsqlCommand("SELECT pg_advisory_lock($1)", connection))
         {
             lockCommand.Parameters.Add(new NpgsqlParameter<long> { TypedValue = MigrationLock });
-            await lockCommand.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            await lockCommand.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
         }
 
         try
@@ -252,16 +265,16 @@ public sealed class PostgresDatabase : IAsyncDisposable
             await using (var setup = new NpgsqlCommand(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)", connection))
             {
-                await setup.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                await setup.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
             }
 
             foreach (var (version, name, sql) in Migrations)
             {
-                await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await using var transaction = await connection.BeginTransactionAsync(CancellationToken.None).ConfigureAwait(false);
                 await using (var check = new NpgsqlCommand("SELECT count(*) FROM schema_migrations WHERE version = $1", connection, transaction))
                 {
                     check.Parameters.Add(new NpgsqlParameter<int> { TypedValue = version });
-                    if (Convert.ToInt64(await check.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture) > 0)
+                    if (Convert.ToInt64(await check.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false), CultureInfo.InvariantCulture) > 0)
                     {
                         continue;
                     }
@@ -269,17 +282,17 @@ public sealed class PostgresDatabase : IAsyncDisposable
 
                 await using (var migrate = new NpgsqlCommand(sql, connection, transaction))
                 {
-                    await migrate.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    await migrate.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
                 }
 
                 await using (var record = new NpgsqlCommand("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())", connection, transaction))
                 {
                     record.Parameters.Add(new NpgsqlParameter<int> { TypedValue = version });
                     record.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
-                    await record.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    await record.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
                 }
 
-                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
             }
         }
         finally

@@ -72,12 +72,14 @@ public sealed class PostgresHealthBroadcast(PostgresDatabase database) : IHealth
                         notices.TryWrite(notice);
                     }
                 };
-                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                await connection.OpenAsync(CancellationToken.None).ConfigureAwait(false);
                 await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", connection))
                 {
-                    await listen.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    await listen.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
                 }
 
+                // The one Npgsql call given a token that can be cancelled (see PostgresDatabase): only at shutdown, on a
+                // connection that reads only when a notice arrives, and a listener has no other way to stop waiting.
                 while (true)
                 {
                     await connection.WaitAsync(cancellationToken).ConfigureAwait(false);

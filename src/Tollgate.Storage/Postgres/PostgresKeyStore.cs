@@ -30,7 +30,7 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
         command.Parameters.Add(Time(record.CreatedAt));
         command.Parameters.Add(Text(record.TenantId));
         AddLimits(command, record.EffectiveLimits, record.ExpiresAt);
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await command.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
         return new CreatedApiKey(record, key);
     }
 
@@ -42,8 +42,8 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
         command.Parameters.Add(Text(ApiKeys.Hash(key)));
         command.Parameters.Add(Text(ApiKeys.VisiblePrefix(key)));
         command.Parameters.Add(Text(id));
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? new CreatedApiKey(Read(reader), key) : null;
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        return await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false) ? new CreatedApiKey(Read(reader), key) : null;
     }
 
     public async Task<ApiKeyRecord?> UpdateLimitsAsync(string id, KeyLimits limits, DateTimeOffset? expiresAt, CancellationToken cancellationToken)
@@ -56,9 +56,9 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
         AddLimits(command, limits, expiresAt);
         command.Parameters.Add(Text(id));
         ApiKeyRecord? updated;
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        await using (var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false))
         {
-            updated = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
+            updated = await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false) ? Read(reader) : null;
         }
 
         if (updated is not null)
@@ -66,7 +66,7 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
             // New limits count from the ledger: the key's limit counters are made again from it on next use.
             await using var reset = new NpgsqlCommand("DELETE FROM limit_months WHERE scope = $1", connection);
             reset.Parameters.Add(Text("k:" + id));
-            await reset.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            await reset.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
             if (forgetCounters is not null)
             {
                 await forgetCounters(updated.TenantId, updated.Id).ConfigureAwait(false);
@@ -81,8 +81,8 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand($"SELECT {Columns} FROM api_keys ORDER BY created_at, id COLLATE \"C\"", connection);
         var keys = new List<ApiKeyRecord>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
             keys.Add(Read(reader));
         }
@@ -95,8 +95,8 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand($"SELECT {Columns} FROM api_keys WHERE hash = $1", connection);
         command.Parameters.Add(Text(hash));
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        return await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false) ? Read(reader) : null;
     }
 
     public async Task<bool> RevokeAsync(string id, CancellationToken cancellationToken)
@@ -105,7 +105,7 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
         await using var command = new NpgsqlCommand("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL", connection);
         command.Parameters.Add(Time(time.GetUtcNow()));
         command.Parameters.Add(Text(id));
-        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
+        return await command.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false) > 0;
     }
 
     public async Task<string?> GetAdminKeyHashAsync(CancellationToken cancellationToken)
@@ -113,7 +113,7 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand("SELECT value FROM settings WHERE name = $1", connection);
         command.Parameters.Add(Text(AdminKeySetting));
-        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+        return await command.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false) as string;
     }
 
     public async Task SetAdminKeyHashAsync(string hash, CancellationToken cancellationToken)
@@ -122,7 +122,7 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
         await using var command = new NpgsqlCommand("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value", connection);
         command.Parameters.Add(Text(AdminKeySetting));
         command.Parameters.Add(Text(hash));
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await command.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
     public async Task<bool> TryInitializeAdminKeyHashAsync(string hash, CancellationToken cancellationToken)
@@ -131,7 +131,7 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
         await using var command = new NpgsqlCommand("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", connection);
         command.Parameters.Add(Text(AdminKeySetting));
         command.Parameters.Add(Text(hash));
-        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+        return await command.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false) == 1;
     }
 
     /// <summary>The <c>auth_version</c> counter that the triggers on <c>api_keys</c> and <c>tenants</c> bump, on any instance.</summary>
@@ -139,7 +139,7 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
     {
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand("SELECT value::bigint FROM settings WHERE name = 'auth_version'", connection);
-        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long stamp ? stamp : 0;
+        return await command.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false) is long stamp ? stamp : 0;
     }
 
     private static void AddLimits(NpgsqlCommand command, KeyLimits limits, DateTimeOffset? expiresAt)

@@ -30,39 +30,39 @@ public sealed class PostgresLedgerStore(PostgresDatabase database) : ILedgerStor
         }
 
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var import = await connection.BeginBinaryImportAsync(Copy, cancellationToken).ConfigureAwait(false);
+        await using var import = await connection.BeginBinaryImportAsync(Copy, CancellationToken.None).ConfigureAwait(false);
         foreach (var e in entries)
         {
-            await import.StartRowAsync(cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.RequestId, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.TimestampMs, NpgsqlDbType.Bigint, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.TenantId, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.KeyId, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.Model, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
-            await WriteTextAsync(import, e.Route, cancellationToken).ConfigureAwait(false);
-            await WriteTextAsync(import, e.Provider, cancellationToken).ConfigureAwait(false);
-            await WriteTextAsync(import, e.Deployment, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.Attempts, NpgsqlDbType.Integer, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.Usage.InputUncached, NpgsqlDbType.Bigint, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.Usage.InputCached, NpgsqlDbType.Bigint, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.Usage.CacheWrite5m, NpgsqlDbType.Bigint, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.Usage.CacheWrite1h, NpgsqlDbType.Bigint, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.Usage.OutputText, NpgsqlDbType.Bigint, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.Usage.OutputReasoning, NpgsqlDbType.Bigint, cancellationToken).ConfigureAwait(false);
-            await WriteTextAsync(import, e.UsageSource switch { UsageSource.Reported => "reported", UsageSource.Estimated => "estimated", _ => null }, cancellationToken).ConfigureAwait(false);
-            await WriteBigintAsync(import, e.CostPicoUsd, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.PricePicoUsd, NpgsqlDbType.Bigint, cancellationToken).ConfigureAwait(false);
-            await WriteBigintAsync(import, e.FirstByteMs, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.TotalMs, NpgsqlDbType.Bigint, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.Status, NpgsqlDbType.Integer, cancellationToken).ConfigureAwait(false);
-            await WriteTextAsync(import, e.ErrorCode, cancellationToken).ConfigureAwait(false);
-            await WriteTextAsync(import, e.Task, cancellationToken).ConfigureAwait(false);
-            await WriteBigintAsync(import, e.BaselineCostPicoUsd, cancellationToken).ConfigureAwait(false);
-            await WriteTextAsync(import, e.AttemptKind switch { LedgerAttemptKind.Hedge => "hedge", LedgerAttemptKind.Escalated => "escalated", _ => null }, cancellationToken).ConfigureAwait(false);
-            await import.WriteAsync(e.Escalations, NpgsqlDbType.Integer, cancellationToken).ConfigureAwait(false);
+            await import.StartRowAsync(CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.RequestId, NpgsqlDbType.Text, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.TimestampMs, NpgsqlDbType.Bigint, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.TenantId, NpgsqlDbType.Text, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.KeyId, NpgsqlDbType.Text, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.Model, NpgsqlDbType.Text, CancellationToken.None).ConfigureAwait(false);
+            await WriteTextAsync(import, e.Route, CancellationToken.None).ConfigureAwait(false);
+            await WriteTextAsync(import, e.Provider, CancellationToken.None).ConfigureAwait(false);
+            await WriteTextAsync(import, e.Deployment, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.Attempts, NpgsqlDbType.Integer, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.Usage.InputUncached, NpgsqlDbType.Bigint, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.Usage.InputCached, NpgsqlDbType.Bigint, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.Usage.CacheWrite5m, NpgsqlDbType.Bigint, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.Usage.CacheWrite1h, NpgsqlDbType.Bigint, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.Usage.OutputText, NpgsqlDbType.Bigint, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.Usage.OutputReasoning, NpgsqlDbType.Bigint, CancellationToken.None).ConfigureAwait(false);
+            await WriteTextAsync(import, e.UsageSource switch { UsageSource.Reported => "reported", UsageSource.Estimated => "estimated", _ => null }, CancellationToken.None).ConfigureAwait(false);
+            await WriteBigintAsync(import, e.CostPicoUsd, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.PricePicoUsd, NpgsqlDbType.Bigint, CancellationToken.None).ConfigureAwait(false);
+            await WriteBigintAsync(import, e.FirstByteMs, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.TotalMs, NpgsqlDbType.Bigint, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.Status, NpgsqlDbType.Integer, CancellationToken.None).ConfigureAwait(false);
+            await WriteTextAsync(import, e.ErrorCode, CancellationToken.None).ConfigureAwait(false);
+            await WriteTextAsync(import, e.Task, CancellationToken.None).ConfigureAwait(false);
+            await WriteBigintAsync(import, e.BaselineCostPicoUsd, CancellationToken.None).ConfigureAwait(false);
+            await WriteTextAsync(import, e.AttemptKind switch { LedgerAttemptKind.Hedge => "hedge", LedgerAttemptKind.Escalated => "escalated", _ => null }, CancellationToken.None).ConfigureAwait(false);
+            await import.WriteAsync(e.Escalations, NpgsqlDbType.Integer, CancellationToken.None).ConfigureAwait(false);
         }
 
-        await import.CompleteAsync(cancellationToken).ConfigureAwait(false);
+        await import.CompleteAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<UsageRow>> QueryAsync(UsageQuery query, CancellationToken cancellationToken)
@@ -117,8 +117,8 @@ public sealed class PostgresLedgerStore(PostgresDatabase database) : ILedgerStor
         }
 
         var rows = new List<UsageRow>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
             var n = groups.Count;
 
@@ -169,8 +169,8 @@ public sealed class PostgresLedgerStore(PostgresDatabase database) : ILedgerStor
             """, connection);
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = monthStart.ToUnixTimeMilliseconds() });
         var totals = new List<KeyMonthTotals>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
             totals.Add(new KeyMonthTotals(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), Usd(reader, 3) ?? 0m));
         }
@@ -185,8 +185,8 @@ public sealed class PostgresLedgerStore(PostgresDatabase database) : ILedgerStor
     private static long Long(NpgsqlDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? 0 : reader.GetInt64(ordinal);
 
     private static Task WriteTextAsync(NpgsqlBinaryImporter import, string? value, CancellationToken cancellationToken) =>
-        value is null ? import.WriteNullAsync(cancellationToken) : import.WriteAsync(value, NpgsqlDbType.Text, cancellationToken);
+        value is null ? import.WriteNullAsync(CancellationToken.None) : import.WriteAsync(value, NpgsqlDbType.Text, CancellationToken.None);
 
     private static Task WriteBigintAsync(NpgsqlBinaryImporter import, long? value, CancellationToken cancellationToken) =>
-        value is { } v ? import.WriteAsync(v, NpgsqlDbType.Bigint, cancellationToken) : import.WriteNullAsync(cancellationToken);
+        value is { } v ? import.WriteAsync(v, NpgsqlDbType.Bigint, CancellationToken.None) : import.WriteNullAsync(CancellationToken.None);
 }

@@ -19,7 +19,7 @@ public sealed class PostgresTenantStore(PostgresDatabase database, TimeProvider 
         command.Parameters.Add(PostgresKeyStore.Text(tenant.Name));
         command.Parameters.Add(PostgresKeyStore.Text(plan));
         command.Parameters.Add(PostgresKeyStore.Time(tenant.CreatedAt));
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await command.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
         return tenant;
     }
 
@@ -28,8 +28,8 @@ public sealed class PostgresTenantStore(PostgresDatabase database, TimeProvider 
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand($"SELECT {Columns} FROM tenants ORDER BY created_at, id COLLATE \"C\"", connection);
         var tenants = new List<Tenant>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
             tenants.Add(Read(reader));
         }
@@ -51,9 +51,9 @@ public sealed class PostgresTenantStore(PostgresDatabase database, TimeProvider 
         command.Parameters.Add(new NpgsqlParameter<bool?> { NpgsqlDbType = NpgsqlDbType.Boolean, TypedValue = suspended });
         command.Parameters.Add(PostgresKeyStore.Text(id));
         Tenant? updated;
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        await using (var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false))
         {
-            updated = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
+            updated = await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false) ? Read(reader) : null;
         }
 
         if (updated is not null && (plan is not null || clearPlan))
@@ -61,7 +61,7 @@ public sealed class PostgresTenantStore(PostgresDatabase database, TimeProvider 
             // A new plan counts from the ledger: the tenant's limit counters are made again from it on next use.
             await using var reset = new NpgsqlCommand("DELETE FROM limit_months WHERE scope = $1", connection);
             reset.Parameters.Add(PostgresKeyStore.Text("t:" + id));
-            await reset.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            await reset.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
             if (forgetCounters is not null)
             {
                 await forgetCounters(id, null).ConfigureAwait(false);

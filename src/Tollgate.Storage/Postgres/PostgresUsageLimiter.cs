@@ -244,8 +244,8 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
         command.Parameters.Add(Text(tenantId));
         command.Parameters.Add(Text(keyId));
         command.Parameters.Add(Long(LimitRules.MonthStart(now).ToUnixTimeMilliseconds()));
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false);
         return new MonthToDate(reader.GetInt64(0), Money.PicoSumToUsd(reader.GetDecimal(1)), reader.GetInt64(2), Money.PicoSumToUsd(reader.GetDecimal(3)));
     }
 
@@ -265,8 +265,8 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
         command.Parameters.Add(Long(monthStart.ToUnixTimeMilliseconds()));
         command.Parameters.Add(Long(monthStart.AddMonths(1).ToUnixTimeMilliseconds()));
         command.Parameters.Add(Text(keyId));
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false);
         return (reader.GetInt64(0), reader.GetDecimal(1));
     }
 

@@ -253,6 +253,70 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
         Assert.Equal("""{"status":"unready","database":"unreachable","limitCounters":"in database"}""", readiness);
     }
 
+    /// <summary>
+    /// Clients that leave while their database query runs must cost nothing but that query. Before Npgsql stopped being
+    /// handed request tokens, each abort made Npgsql cancel on the aborting thread while the query's completion waited
+    /// for it on the socket I/O thread (inline I/O), and every connection of the instance stalled until the command
+    /// timeout (30 s): this test's probe timed out.
+    /// </summary>
+    [Fact]
+    public async Task ClientsLeavingDuringQueries_DoNotStallTheInstance()
+    {
+        var database = await WriteConnectionStringAsync();
+        await using var server = StartServer();
+        var url = await server.WaitForListeningAsync(Ct);
+
+        // A month of ledger rows, so that each report query is still running when its client leaves.
+        var builder = new NpgsqlConnectionStringBuilder(postgres.AdminConnectionString) { Database = database };
+        await using (var connection = new NpgsqlConnection(builder.ConnectionString))
+        {
+            await connection.OpenAsync(Ct);
+            await using var fill = new NpgsqlCommand("""
+                INSERT INTO ledger (request_id, ts_ms, tenant_id, key_id, model, attempts, input_uncached, input_cached,
+                    cache_write_5m, cache_write_1h, output_text, output_reasoning, cost_pusd, price_pusd, total_ms, status)
+                SELECT 'req_' || i, (extract(epoch FROM now()) * 1000)::bigint - i * 10, 'default', 'key_' || (i % 50), 'gpt-4o',
+                    1, 10, 0, 0, 0, 5, 0, 1000, 0, 3, 200
+                FROM generate_series(1, 200000) AS i
+                """, connection);
+            await fill.ExecuteNonQueryAsync(Ct);
+        }
+
+        for (var round = 0; round < 3; round++)
+        {
+            using var leaving = new HttpClient { BaseAddress = url };
+            leaving.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
+            using var leave = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+            var reports = Enumerable.Range(0, 32).Select(async _ =>
+            {
+                try
+                {
+                    using var response = await leaving.GetAsync($"admin/reports/usage?groupBy=day,key", leave.Token);
+                }
+                catch (OperationCanceledException) when (leave.IsCancellationRequested)
+                {
+                    // This client left, as intended.
+                }
+            }).ToArray();
+
+            // Every request is in the gateway (the first has its answer or the queries are queued on the pool) when the
+            // clients leave; those still waiting for their query are aborted with their connection.
+            await Task.WhenAny(reports);
+            await leave.CancelAsync();
+            await Task.WhenAll(reports);
+
+            // The instance answers at once, while the abandoned queries finish in the database.
+            using var probe = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(10) };
+            using var health = await probe.GetAsync("health/ready", Ct);
+            Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        }
+
+        using var admin = AdminClient(url);
+        admin.Timeout = TimeSpan.FromSeconds(15);
+        using var report = await admin.GetAsync("admin/reports/usage", Ct);
+        Assert.Equal(HttpStatusCode.OK, report.StatusCode);
+        Assert.False(server.HasExited);
+    }
+
     [Fact]
     public async Task Serve_PostgresWithoutAConnectionString_StopsWithAClearMessage()
     {

@@ -64,17 +64,6 @@ public sealed class StorageConfigurationTests
     }
 
     [Fact]
-    public void InlineIo_IsOnlyForTheEmbeddedDatabase()
-    {
-        var embedded = new TollgateOptions();
-        var shared = new TollgateOptions { Storage = new StorageOptions { Database = StorageOptions.Postgres } };
-
-        Assert.True(IoScheduling.Effective(embedded).InlineIo);
-        Assert.False(IoScheduling.Effective(shared).InlineIo);
-        Assert.Equal(shared.Server.MaxRequestBodyBytes, IoScheduling.Effective(shared).MaxRequestBodyBytes);
-    }
-
-    [Fact]
     public void OpenStorage_ConnectionStringVariableNamedInConfig_IsReadFromTheSecrets()
     {
         var options = new TollgateOptions { Storage = new StorageOptions { Database = StorageOptions.Postgres, ConnectionStringEnv = "GATEWAY_DB" } };
