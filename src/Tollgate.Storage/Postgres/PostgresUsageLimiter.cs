@@ -33,7 +33,7 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
     /// <summary>One tenant's reservations in the database at once, per instance (one runs while the next is sent).</summary>
     private const int ReservationsPerTenant = 2;
 
-    private readonly ConcurrentDictionary<string, SemaphoreSlim> _tenantGates = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TenantGate> _tenantGates = new(StringComparer.Ordinal);
 
     public Task InitializeAsync(ILedgerStore ledger, CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -60,7 +60,7 @@ public sealed class PostgresUsageLimiter(PostgresDatabase database, TimeProvider
         // At most a couple of one tenant's reservations per instance go to the database at once; the others wait here.
         // They would only wait on the tenant's lock there, each holding one of the few counter connections that every
         // tenant's reservations and settles share: a burst of one tenant would make all the others queue behind it.
-        var gate = _tenantGates.GetOrAdd(hold.TenantId, static _ => new SemaphoreSlim(ReservationsPerTenant));
+        var gate = _tenantGates.GetOrAdd(hold.TenantId, static _ => new TenantGate(ReservationsPerTenant));
         await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         bool? allowed;
         try
