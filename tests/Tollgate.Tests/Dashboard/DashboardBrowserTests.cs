@@ -84,7 +84,9 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
         var link = page.Locator($"a[data-invoice='{invoice.Id}']");
         Assert.Equal($"/admin/invoices/{invoice.Id}.html", await link.GetAttributeAsync("href"));
         await link.ClickAsync();
-        await page.WaitForURLAsync($"**/admin/invoices/{invoice.Id}.html");
+        // Only the navigation is awaited here; the content check below waits for the page itself. Waiting for its
+        // "load" event as well timed out once in CI, with the page already shown.
+        await page.WaitForURLAsync($"**/admin/invoices/{invoice.Id}.html", new() { WaitUntil = WaitUntilState.Commit });
         await Assertions.Expect(page.Locator("body")).ToContainTextAsync(invoice.Id);
         await Chromium.ScreenshotAsync(page, "dashboard-admin-invoice");
 
@@ -151,7 +153,7 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
 
         // Its own invoice opens.
         await page.ClickAsync($"a[data-invoice='{own.Id}']");
-        await page.WaitForURLAsync($"**/v1/invoices/{own.Id}.html");
+        await page.WaitForURLAsync($"**/v1/invoices/{own.Id}.html", new() { WaitUntil = WaitUntilState.Commit });
         await Assertions.Expect(page.Locator("body")).ToContainTextAsync(own.Id);
         await Chromium.ScreenshotAsync(page, "dashboard-tenant-invoice");
 
