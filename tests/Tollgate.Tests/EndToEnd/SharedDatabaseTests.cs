@@ -257,7 +257,7 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
     /// Clients that leave while their database query runs must cost nothing but that query. Before Npgsql stopped being
     /// handed request tokens, each abort made Npgsql cancel on the aborting thread while the query's completion waited
     /// for it on the socket I/O thread (inline I/O), and every connection of the instance stalled until the command
-    /// timeout (30 s): this test's probe timed out.
+    /// timeout (30 s): this test's readiness probe answered 503, its own database check having timed out.
     /// </summary>
     [Fact]
     public async Task ClientsLeavingDuringQueries_DoNotStallTheInstance()
@@ -266,7 +266,7 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
         await using var server = StartServer();
         var url = await server.WaitForListeningAsync(Ct);
 
-        // A month of ledger rows, so that each report query is still running when its client leaves.
+        // 200,000 ledger rows of this month, so that the report queries are still running when their clients leave.
         var builder = new NpgsqlConnectionStringBuilder(postgres.AdminConnectionString) { Database = database };
         await using (var connection = new NpgsqlConnection(builder.ConnectionString))
         {
@@ -290,7 +290,7 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
             {
                 try
                 {
-                    using var response = await leaving.GetAsync($"admin/reports/usage?groupBy=day,key", leave.Token);
+                    using var response = await leaving.GetAsync("admin/reports/usage?groupBy=day,key", leave.Token);
                 }
                 catch (OperationCanceledException) when (leave.IsCancellationRequested)
                 {
@@ -298,8 +298,8 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
                 }
             }).ToArray();
 
-            // Every request is in the gateway (the first has its answer or the queries are queued on the pool) when the
-            // clients leave; those still waiting for their query are aborted with their connection.
+            // When the first report is answered the others are running or waiting for a connection; their clients leave,
+            // and the gateway sees each request aborted.
             await Task.WhenAny(reports);
             await leave.CancelAsync();
             await Task.WhenAll(reports);
