@@ -1,5 +1,5 @@
 using System.Globalization;
-using System.Text;
+using System.Runtime.CompilerServices;
 using Tollgate.Routing;
 using Tollgate.Routing.Classification;
 using Tollgate.Server.Diagnostics;
@@ -37,88 +37,100 @@ internal sealed class AttemptLog(RoutePlan plan, GatewayMetrics metrics)
     /// </summary>
     public string ToHeader()
     {
-        var text = new StringBuilder(192);
-        text.Append(plan.Route.Name).Append("; strategy=").Append(plan.Route.Strategy switch
+        // Every answer carries this header, so it is formatted into a stack buffer (the handler rents a larger
+        // one only for a long plan) and the costs straight into it: one string allocated, the header itself.
+        var text = new DefaultInterpolatedStringHandler(0, 0, CultureInfo.InvariantCulture, stackalloc char[256]);
+        text.AppendFormatted(plan.Route.Name);
+        text.AppendLiteral(plan.Route.Strategy switch
         {
-            RouteStrategy.Cheapest => "cheapest",
-            RouteStrategy.Ordered => "ordered",
-            _ => "task",
+            RouteStrategy.Cheapest => "; strategy=cheapest",
+            RouteStrategy.Ordered => "; strategy=ordered",
+            _ => "; strategy=task",
         });
         if (plan.Task is { } task)
         {
-            text.Append("; task=").Append(task.Task.Name()).Append('(')
-                .Append(task.Source == TaskSource.Stated ? "stated" : "classified");
+            text.AppendLiteral("; task=");
+            text.AppendLiteral(task.Task.Name());
+            text.AppendLiteral(task.Source == TaskSource.Stated ? "(stated" : "(classified");
             if (task.Source == TaskSource.Classified)
             {
-                text.Append(',').Append(task.Confidence.ToString("0.00", CultureInfo.InvariantCulture));
+                text.AppendLiteral(",");
+                text.AppendFormatted(task.Confidence, "0.00");
             }
 
-            text.Append("); min_tier=").Append(task.MinimumTier);
+            text.AppendLiteral("); min_tier=");
+            text.AppendFormatted(task.MinimumTier);
         }
 
         if (plan.Verify)
         {
-            text.Append("; verify=true; escalations=").Append(Escalations);
+            text.AppendLiteral("; verify=true; escalations=");
+            text.AppendFormatted(Escalations);
         }
 
         if (plan.TierFallback)
         {
-            text.Append("; tier_fallback=true");
+            text.AppendLiteral("; tier_fallback=true");
         }
 
         if (plan.BestEffort)
         {
-            text.Append("; best_effort=true");
+            text.AppendLiteral("; best_effort=true");
         }
 
-        string? chosenCost = null;
-        if (plan.Candidates.Length > 0)
+        decimal? chosenCost = null;
+        for (var i = 0; i < plan.Candidates.Length; i++)
         {
-            text.Append("; candidates=");
-            for (var i = 0; i < plan.Candidates.Length; i++)
+            var candidate = plan.Candidates[i];
+            if (ReferenceEquals(candidate.Deployment, Chosen))
             {
-                var candidate = plan.Candidates[i];
-                var cost = Cost(candidate.ExpectedCostUsd);
-                if (ReferenceEquals(candidate.Deployment, Chosen) && candidate.ExpectedCostUsd is not null)
-                {
-                    chosenCost = cost;
-                }
-
-                text.Append(i == 0 ? string.Empty : ",").Append(candidate.Deployment.Id).Append(candidate.ExpectedCostUsd is null ? ":" : ":$").Append(cost);
+                chosenCost = candidate.ExpectedCostUsd;
             }
+
+            text.AppendLiteral(i == 0 ? "; candidates=" : ",");
+            text.AppendFormatted(candidate.Deployment.Id);
+            AppendCost(ref text, candidate.ExpectedCostUsd, ":$", ":price_unknown");
         }
 
-        if (plan.Skipped.Length > 0)
+        for (var i = 0; i < plan.Skipped.Length; i++)
         {
-            text.Append("; skipped=");
-            for (var i = 0; i < plan.Skipped.Length; i++)
-            {
-                text.Append(i == 0 ? string.Empty : ",").Append(plan.Skipped[i].Deployment.Id).Append(':').Append(plan.Skipped[i].Reason.Name());
-            }
+            text.AppendLiteral(i == 0 ? "; skipped=" : ",");
+            text.AppendFormatted(plan.Skipped[i].Deployment.Id);
+            text.AppendLiteral(":");
+            text.AppendLiteral(plan.Skipped[i].Reason.Name());
         }
 
-        if (_attempts.Count > 0)
+        for (var i = 0; i < _attempts.Count; i++)
         {
-            text.Append("; tried=");
-            for (var i = 0; i < _attempts.Count; i++)
-            {
-                text.Append(i == 0 ? string.Empty : ",").Append(_attempts[i].Deployment).Append(':').Append(_attempts[i].Outcome);
-            }
+            text.AppendLiteral(i == 0 ? "; tried=" : ",");
+            text.AppendFormatted(_attempts[i].Deployment);
+            text.AppendLiteral(":");
+            text.AppendFormatted(_attempts[i].Outcome);
         }
 
         if (Chosen is { } chosen)
         {
-            text.Append("; chosen=").Append(chosen.Id);
-            if (chosenCost is not null)
-            {
-                text.Append("; expected_cost_usd=").Append(chosenCost);
-            }
+            text.AppendLiteral("; chosen=");
+            text.AppendFormatted(chosen.Id);
+            AppendCost(ref text, chosenCost, "; expected_cost_usd=", null);
         }
 
-        return HeaderValue.Ascii(text.ToString());
+        return HeaderValue.Ascii(text.ToStringAndClear());
     }
 
-    private static string Cost(decimal? usd) => usd is { } c ? c.ToString("0.##########", CultureInfo.InvariantCulture) : "price_unknown";
+    /// <summary>A cost in USD after <paramref name="prefix"/>, or <paramref name="unknown"/> when it is not known.</summary>
+    private static void AppendCost(ref DefaultInterpolatedStringHandler text, decimal? usd, string prefix, string? unknown)
+    {
+        if (usd is { } cost)
+        {
+            text.AppendLiteral(prefix);
+            text.AppendFormatted(cost, "0.##########");
+        }
+        else if (unknown is not null)
+        {
+            text.AppendLiteral(unknown);
+        }
+    }
 }
 
 /// <summary>Header values must be ASCII; configuration names may not be.</summary>

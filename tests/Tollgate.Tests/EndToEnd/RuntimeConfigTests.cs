@@ -24,10 +24,10 @@ public sealed class RuntimeConfigTests
     }
 
     [Fact]
-    public void Gc_YoungGenerationBudgetIsCappedAt16MiB_AndWorkstationGc()
+    public void Gc_YoungGenerationBudgetIsCappedAt8MiB_AndWorkstationGc()
     {
         var properties = ConfigProperties();
-        Assert.Equal(16 * 1024 * 1024, properties["System.GC.Gen0MaxBudget"]!.GetValue<int>());
+        Assert.Equal(8 * 1024 * 1024, properties["System.GC.Gen0MaxBudget"]!.GetValue<int>());
         Assert.False(properties["System.GC.Server"]!.GetValue<bool>());
     }
 }
