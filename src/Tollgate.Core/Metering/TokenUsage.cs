@@ -48,12 +48,11 @@ public enum UsageSource
     Estimated,
 }
 
-/// <summary>A response's normalized usage plus the provider's raw usage, kept verbatim for audits.</summary>
+/// <summary>A response's usage in the gateway's disjoint buckets, and whether the provider reported it.</summary>
 /// <param name="Buckets">The disjoint buckets.</param>
 /// <param name="Source">Reported or estimated.</param>
-/// <param name="ProviderUsageJson">The provider's usage object as received, or null.</param>
 /// <param name="ProviderReportedCostUsd">A cost the provider itself reported (OpenRouter's <c>usage.cost</c>), or null.</param>
-public sealed record MeteredUsage(UsageBuckets Buckets, UsageSource Source, string? ProviderUsageJson = null, decimal? ProviderReportedCostUsd = null)
+public sealed record MeteredUsage(UsageBuckets Buckets, UsageSource Source, decimal? ProviderReportedCostUsd = null)
 {
     public bool Estimated => Source == UsageSource.Estimated;
 }

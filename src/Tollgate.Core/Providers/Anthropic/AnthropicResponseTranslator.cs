@@ -98,7 +98,7 @@ internal static class AnthropicResponseTranslator
             writer.WriteEndArray();
 
             usage = root.TryGetProperty("usage"u8, out var u) && u.ValueKind == JsonValueKind.Object
-                ? new MeteredUsage(AnthropicUsage.Read(u).ToBuckets(), UsageSource.Reported, u.GetRawText())
+                ? new MeteredUsage(AnthropicUsage.Read(u).ToBuckets(), UsageSource.Reported)
                 : TokenEstimator.Estimate(requestBody, Encoding.UTF8.GetBytes(text.Append(reasoning).ToString()));
             OpenAIUsageWriter.Write(writer, usage.Buckets);
             writer.WriteEndObject();

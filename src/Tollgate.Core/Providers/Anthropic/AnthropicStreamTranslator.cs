@@ -45,10 +45,6 @@ internal sealed class AnthropicStreamTranslator : IDisposable
     /// <summary>The cumulative report of the latest <c>message_delta</c>.</summary>
     public AnthropicUsage? DeltaUsage { get; private set; }
 
-    public string? StartUsageJson { get; private set; }
-
-    public string? DeltaUsageJson { get; private set; }
-
     /// <summary>An <c>error</c> event: its Anthropic error type and message.</summary>
     public (string? Type, string Message)? Error { get; private set; }
 
@@ -126,7 +122,6 @@ internal sealed class AnthropicStreamTranslator : IDisposable
         if (message.ValueKind == JsonValueKind.Object && message.TryGetProperty("usage"u8, out var usage) && usage.ValueKind == JsonValueKind.Object)
         {
             StartUsage = AnthropicUsage.Read(usage);
-            StartUsageJson = usage.GetRawText();
         }
 
         Begin();
@@ -246,7 +241,6 @@ internal sealed class AnthropicStreamTranslator : IDisposable
         {
             // Cumulative totals: the latest report replaces the previous one, never adds to it.
             DeltaUsage = AnthropicUsage.Read(usage);
-            DeltaUsageJson = usage.GetRawText();
         }
     }
 

@@ -1,5 +1,4 @@
 using System.Net.ServerSentEvents;
-using System.Text.Json;
 using Tollgate.Metering;
 using Tollgate.Providers.OpenAI;
 using Tollgate.Requests;
@@ -46,13 +45,13 @@ internal sealed class AnthropicStreamingResponse : StreamingResponse
         {
             if (_translator.DeltaUsage is not null || (_translator.Completed && _translator.StartUsage is not null))
             {
-                return new MeteredUsage(_translator.CombinedUsage().ToBuckets(), UsageSource.Reported, RawUsageJson());
+                return new MeteredUsage(_translator.CombinedUsage().ToBuckets(), UsageSource.Reported);
             }
 
             if (_translator.StartUsage is { } start)
             {
                 var buckets = start.ToBuckets() with { OutputText = TokenEstimator.CountUtf8(_translator.RelayedText.WrittenSpan) };
-                return new MeteredUsage(buckets, UsageSource.Estimated, RawUsageJson());
+                return new MeteredUsage(buckets, UsageSource.Estimated);
             }
 
             return TokenEstimator.Estimate(_request.Body.Span, _translator.RelayedText.WrittenSpan);
@@ -140,31 +139,6 @@ internal sealed class AnthropicStreamingResponse : StreamingResponse
         }
 
         return false;
-    }
-
-    /// <summary>Both usage reports verbatim, for audits: <c>{"message_start":{...},"message_delta":{...}}</c>.</summary>
-    private string RawUsageJson()
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartObject();
-            if (_translator.StartUsageJson is { } start)
-            {
-                writer.WritePropertyName("message_start"u8);
-                writer.WriteRawValue(start, skipInputValidation: true);
-            }
-
-            if (_translator.DeltaUsageJson is { } delta)
-            {
-                writer.WritePropertyName("message_delta"u8);
-                writer.WriteRawValue(delta, skipInputValidation: true);
-            }
-
-            writer.WriteEndObject();
-        }
-
-        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
     public override async ValueTask DisposeAsync()

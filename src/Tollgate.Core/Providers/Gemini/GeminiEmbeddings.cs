@@ -132,7 +132,7 @@ internal static class GeminiEmbeddings
     private static MeteredUsage? ReportedUsage(JsonElement root) =>
         root.TryGetProperty("usageMetadata"u8, out var usage) && usage.ValueKind == JsonValueKind.Object
             && usage.TryGetProperty("promptTokenCount"u8, out var prompt) && prompt.TryGetInt64(out var tokens) && tokens >= 0
-            ? new MeteredUsage(new UsageBuckets(tokens, 0, 0, 0, 0, 0), UsageSource.Reported, usage.GetRawText())
+            ? new MeteredUsage(new UsageBuckets(tokens, 0, 0, 0, 0, 0), UsageSource.Reported)
             : null;
 
     private static byte[] WriteList(List<JsonElement> vectors, bool base64, string model, UsageBuckets usage)

@@ -15,14 +15,12 @@ namespace Tollgate.Providers.Gemini;
 /// <param name="CandidatesTokens"><c>candidatesTokenCount</c>: the visible answer (all candidates).</param>
 /// <param name="ThoughtsTokens"><c>thoughtsTokenCount</c>: thinking, billed at the output rate.</param>
 /// <param name="ToolUsePromptTokens"><c>toolUsePromptTokenCount</c>: billed as input.</param>
-/// <param name="RawJson">The object as received, for audits.</param>
 internal readonly record struct GeminiUsage(
     long PromptTokens,
     long CachedTokens,
     long CandidatesTokens,
     long ThoughtsTokens,
-    long ToolUsePromptTokens,
-    string RawJson)
+    long ToolUsePromptTokens)
 {
     /// <summary>
     /// InputUncached = prompt − cached + toolUsePrompt; InputCached = cached; OutputText = candidates;
@@ -34,7 +32,7 @@ internal readonly record struct GeminiUsage(
         return new UsageBuckets(PromptTokens - cached + ToolUsePromptTokens, cached, 0, 0, CandidatesTokens, ThoughtsTokens);
     }
 
-    public MeteredUsage ToMetered() => new(ToBuckets(), UsageSource.Reported, RawJson);
+    public MeteredUsage ToMetered() => new(ToBuckets(), UsageSource.Reported);
 
     /// <summary>Reads a <c>usageMetadata</c> object; absent or malformed counts are 0.</summary>
     public static GeminiUsage Read(JsonElement usage) => new(
@@ -42,8 +40,7 @@ internal readonly record struct GeminiUsage(
         Count(usage, "cachedContentTokenCount"u8),
         Count(usage, "candidatesTokenCount"u8),
         Count(usage, "thoughtsTokenCount"u8),
-        Count(usage, "toolUsePromptTokenCount"u8),
-        usage.GetRawText());
+        Count(usage, "toolUsePromptTokenCount"u8));
 
     private static long Count(JsonElement usage, ReadOnlySpan<byte> name) =>
         usage.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var count) && count >= 0

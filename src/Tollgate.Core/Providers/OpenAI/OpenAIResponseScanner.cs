@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text;
 using System.Text.Json;
 using Tollgate.Metering;
 
@@ -38,9 +37,7 @@ public static class OpenAIResponseScanner
                 reader.Read();
                 if (reader.TokenType == JsonTokenType.StartObject)
                 {
-                    var start = (int)reader.TokenStartIndex;
                     usage = ReadUsage(ref reader);
-                    usage = usage.Value with { RawJson = Encoding.UTF8.GetString(json[start..(int)reader.BytesConsumed]) };
                 }
                 else
                 {
@@ -204,8 +201,7 @@ public readonly record struct OpenAIWireUsage(
     long? CacheHitTokens = null,
     long? CacheMissTokens = null,
     long CacheWriteTokens = 0,
-    decimal? Cost = null,
-    string? RawJson = null)
+    decimal? Cost = null)
 {
     /// <summary>
     /// Maps to disjoint buckets. OpenAI's <c>prompt_tokens</c> includes cached reads and (OpenRouter)
@@ -226,5 +222,5 @@ public readonly record struct OpenAIWireUsage(
         return new UsageBuckets(PromptTokens - cached - written, cached, written, 0, text, reasoning);
     }
 
-    public MeteredUsage ToMetered() => new(ToBuckets(), UsageSource.Reported, RawJson, Cost);
+    public MeteredUsage ToMetered() => new(ToBuckets(), UsageSource.Reported, Cost);
 }
