@@ -32,6 +32,9 @@ public enum FakeBehaviorKind
 
     /// <summary>The connection is aborted before any response byte.</summary>
     DropConnection,
+
+    /// <summary>A 500 whose body, an error object followed by padding, never ends (until the caller gives up).</summary>
+    EndlessError,
 }
 
 /// <summary>
@@ -159,6 +162,8 @@ public sealed record FakeBehavior
     }
 
     public static FakeBehavior DropConnection() => new(FakeBehaviorKind.DropConnection);
+
+    public static FakeBehavior EndlessError() => new(FakeBehaviorKind.EndlessError);
 
     public FakeBehavior WithGate(TaskCompletionSource gate)
     {

@@ -87,6 +87,9 @@ public sealed partial class FakeUpstream
             case FakeBehaviorKind.DropConnection:
                 context.Abort();
                 return true;
+            case FakeBehaviorKind.EndlessError:
+                await WriteEndlessErrorAsync(context);
+                return true;
             case FakeBehaviorKind.Hang:
                 await HoldUntilAbortedAsync(context);
                 return true;
@@ -114,6 +117,27 @@ public sealed partial class FakeUpstream
                 return true;
             default:
                 return false;
+        }
+    }
+
+    /// <summary>A 500 with an error object, then spaces (still valid JSON so far) until the client leaves.</summary>
+    private static async Task WriteEndlessErrorAsync(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+        context.Response.ContentType = "application/json";
+        await WriteFlushedAsync(context, """{"error":{"message":"The fake upstream is flooding you.","type":"server_error","code":null}}"""u8.ToArray());
+        var padding = new byte[16 * 1024];
+        padding.AsSpan().Fill((byte)' ');
+        try
+        {
+            while (!context.RequestAborted.IsCancellationRequested)
+            {
+                await context.Response.Body.WriteAsync(padding, context.RequestAborted);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            // The gateway stopped reading and closed the connection: what this behaviour is for.
         }
     }
 

@@ -87,6 +87,23 @@ public sealed class FailoverTests
     }
 
     [Fact]
+    public async Task Post_ErrorWithAnEndlessBody_ReadsItsStartAndFailsOver()
+    {
+        // Read whole, the body filled memory up to HttpContent's 2 GB buffer limit in seconds, and its message was lost.
+        // The long attempt timeout keeps a timeout from passing for a failover.
+        await using var scenario = await GatewayScenario.StartAsync(providers: 2, configure: c => c["providers"]!["p0"]!["timeoutMs"] = 120_000, cancellationToken: Ct);
+        scenario.Fakes[0].Enqueue(FakeBehavior.EndlessError());
+
+        using var response = await scenario.PostChatAsync(GatewayScenario.ChatBody(), Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("tried=d0:upstream_500,d1:ok", response.Headers.GetValues("x-tollgate-route").Single(), StringComparison.Ordinal);
+        var providers = (await scenario.Gateway.Admin.GetFromJsonAsync<JsonObject>("providers", Ct))!;
+        var p0 = providers["providers"]!.AsArray().Single(p => (string?)p!["name"] == "p0")!;
+        Assert.Contains("The fake upstream is flooding you.", (string?)p0["lastError"], StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Post_429WithRetryAfter_CoolsTheDeploymentDown()
     {
         await using var scenario = await GatewayScenario.StartAsync(providers: 2, cancellationToken: Ct);

@@ -107,7 +107,7 @@ public sealed class AnthropicAdapter : IProviderAdapter
                 return AttemptResult.Ok(stream);
             }
 
-            var bytes = await response.Content.ReadAsByteArrayAsync(cancellation.Token).ConfigureAwait(false);
+            var bytes = await UpstreamBodies.ReadAnswerAsync(response.Content, cancellation.Token).ConfigureAwait(false);
             return Translate(request, deployment, call, created, (int)response.StatusCode, bytes);
         }
         catch (Exception ex) when (OpenAICompatibleAdapter.Classify(ex, cancellation) is { } failure)
@@ -143,8 +143,8 @@ public sealed class AnthropicAdapter : IProviderAdapter
         string? errorType = null, message = null;
         try
         {
-            var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-            AnthropicErrors.TryRead(bytes.AsSpan(0, Math.Min(bytes.Length, 64 * 1024)), out errorType, out message);
+            var bytes = await UpstreamBodies.ReadErrorAsync(response.Content, cancellationToken).ConfigureAwait(false);
+            AnthropicErrors.TryRead(bytes.Span, out errorType, out message);
         }
         catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException)
         {

@@ -100,7 +100,7 @@ public sealed class GeminiAdapter(TimeProvider time) : IProviderAdapter
                 return AttemptResult.Ok(stream);
             }
 
-            var bytes = await response.Content.ReadAsByteArrayAsync(cancellation.Token).ConfigureAwait(false);
+            var bytes = await UpstreamBodies.ReadAnswerAsync(response.Content, cancellation.Token).ConfigureAwait(false);
             var status = (int)response.StatusCode;
             return request.Kind == RequestKind.Embedding
                 ? GeminiEmbeddings.ReadResponse(request, status, bytes, embedding, deployment.UpstreamModel)

@@ -14,7 +14,6 @@ namespace Tollgate.Providers.Gemini;
 internal static class GeminiErrors
 {
     private const int MaxMessageLength = 500;
-    private const int MaxErrorBodyBytes = 64 * 1024;
 
     public static async Task<UpstreamFailure> ReadFailureAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
@@ -24,8 +23,8 @@ internal static class GeminiErrors
         TimeSpan? retryDelay = null;
         try
         {
-            var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-            if (TryRead(bytes.AsMemory(0, Math.Min(bytes.Length, MaxErrorBodyBytes)), out var error, out keyRejected, out retryDelay))
+            var bytes = await UpstreamBodies.ReadErrorAsync(response.Content, cancellationToken).ConfigureAwait(false);
+            if (TryRead(bytes, out var error, out keyRejected, out retryDelay))
             {
                 message = Describe(status, error);
             }

@@ -66,7 +66,7 @@ public sealed class OpenAICompatibleAdapter : IProviderAdapter
                 return AttemptResult.Ok(stream);
             }
 
-            var bytes = await response.Content.ReadAsByteArrayAsync(cancellation.Token).ConfigureAwait(false);
+            var bytes = await UpstreamBodies.ReadAnswerAsync(response.Content, cancellation.Token).ConfigureAwait(false);
             return Validate(request, (int)response.StatusCode, bytes);
         }
         catch (Exception ex) when (Classify(ex, cancellation) is { } failure)
@@ -127,9 +127,8 @@ public sealed class OpenAICompatibleAdapter : IProviderAdapter
         var message = $"The provider answered HTTP {status}.";
         try
         {
-            // Error bodies are small; cap what we read so a hostile upstream cannot make us buffer megabytes.
-            var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-            if (ProviderErrorMessage.TryRead(bytes.AsSpan(0, Math.Min(bytes.Length, 64 * 1024)), out var upstreamMessage))
+            var bytes = await UpstreamBodies.ReadErrorAsync(response.Content, cancellationToken).ConfigureAwait(false);
+            if (ProviderErrorMessage.TryRead(bytes.Span, out var upstreamMessage))
             {
                 message = $"The provider answered HTTP {status}: {upstreamMessage}";
             }
