@@ -50,7 +50,7 @@ internal sealed class AttemptLog(RoutePlan plan, GatewayMetrics metrics)
         if (plan.Task is { } task)
         {
             text.AppendLiteral("; task=");
-            text.AppendLiteral(task.Task.Name());
+            text.AppendFormatted(task.Task.Name());
             text.AppendLiteral(task.Source == TaskSource.Stated ? "(stated" : "(classified");
             if (task.Source == TaskSource.Classified)
             {
@@ -97,7 +97,7 @@ internal sealed class AttemptLog(RoutePlan plan, GatewayMetrics metrics)
             text.AppendLiteral(i == 0 ? "; skipped=" : ",");
             text.AppendFormatted(plan.Skipped[i].Deployment.Id);
             text.AppendLiteral(":");
-            text.AppendLiteral(plan.Skipped[i].Reason.Name());
+            text.AppendFormatted(plan.Skipped[i].Reason.Name());
         }
 
         for (var i = 0; i < _attempts.Count; i++)
