@@ -35,6 +35,9 @@ public enum FakeBehaviorKind
 
     /// <summary>A 500 whose body, an error object followed by padding, never ends (until the caller gives up).</summary>
     EndlessError,
+
+    /// <summary>An SSE stream: a role chunk, then an event whose data line never ends (until the caller gives up).</summary>
+    EndlessEvent,
 }
 
 /// <summary>
@@ -164,6 +167,8 @@ public sealed record FakeBehavior
     public static FakeBehavior DropConnection() => new(FakeBehaviorKind.DropConnection);
 
     public static FakeBehavior EndlessError() => new(FakeBehaviorKind.EndlessError);
+
+    public static FakeBehavior EndlessEvent() => new(FakeBehaviorKind.EndlessEvent);
 
     public FakeBehavior WithGate(TaskCompletionSource gate)
     {

@@ -90,6 +90,9 @@ public sealed partial class FakeUpstream
             case FakeBehaviorKind.EndlessError:
                 await WriteEndlessErrorAsync(context);
                 return true;
+            case FakeBehaviorKind.EndlessEvent:
+                await WriteEndlessEventAsync(context, behavior);
+                return true;
             case FakeBehaviorKind.Hang:
                 await HoldUntilAbortedAsync(context);
                 return true;
@@ -126,6 +129,21 @@ public sealed partial class FakeUpstream
         context.Response.StatusCode = StatusCodes.Status500InternalServerError;
         context.Response.ContentType = "application/json";
         await WriteFlushedAsync(context, """{"error":{"message":"The fake upstream is flooding you.","type":"server_error","code":null}}"""u8.ToArray());
+        await WritePaddingUntilAbortedAsync(context);
+    }
+
+    /// <summary>A role chunk, then <c>data: {"x":"</c> and spaces with no line end, until the client leaves.</summary>
+    private static async Task WriteEndlessEventAsync(HttpContext context, FakeBehavior behavior)
+    {
+        var call = new ChatCall("chatcmpl-endless", TimeProvider.System.GetUtcNow().ToUnixTimeSeconds(), ModelId, 1, Stream: true, IncludeUsage: false);
+        StartEventStream(context);
+        await WriteFlushedAsync(context, OpenAiWire.Sse(OpenAiWire.RoleChunk(call, behavior, 0, string.Empty)));
+        await WriteFlushedAsync(context, "data: {\"x\":\""u8.ToArray());
+        await WritePaddingUntilAbortedAsync(context);
+    }
+
+    private static async Task WritePaddingUntilAbortedAsync(HttpContext context)
+    {
         var padding = new byte[16 * 1024];
         padding.AsSpan().Fill((byte)' ');
         try
@@ -137,7 +155,7 @@ public sealed partial class FakeUpstream
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
         {
-            // The gateway stopped reading and closed the connection: what this behaviour is for.
+            // The gateway stopped reading and closed the connection: what these behaviours are for.
         }
     }
 

@@ -225,6 +225,22 @@ public sealed class FailoverTests
     }
 
     [Fact]
+    public async Task PostStream_AnEventWithoutEnd_EndsWithAnErrorEventPastTheEventLimit()
+    {
+        // Bytes keep coming, so the idle timeout never fires: without a limit the gateway buffered the event without end.
+        await using var scenario = await GatewayScenario.StartAsync(providers: 2, cancellationToken: Ct);
+        scenario.Fakes[0].Enqueue(FakeBehavior.EndlessEvent());
+
+        using var response = await scenario.PostChatAsync(GatewayScenario.ChatBody(stream: true), Ct);
+        var events = Sse.DataEvents(await response.Content.ReadAsStringAsync(Ct));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("assistant", (string?)JsonNode.Parse(events[0])!["choices"]![0]!["delta"]!["role"]);
+        Assert.Equal("stream_truncated", (string?)JsonNode.Parse(events[^1])!["error"]!["code"]);
+        Assert.Equal(0, scenario.Fakes[1].RequestCount);
+    }
+
+    [Fact]
     public async Task PostStream_HangsMidStream_IdleTimeoutEndsItWithAnErrorEvent()
     {
         await using var scenario = await GatewayScenario.StartAsync(providers: 1, configure: c => c["routing"]!["streamIdleTimeoutMs"] = 300, cancellationToken: Ct);

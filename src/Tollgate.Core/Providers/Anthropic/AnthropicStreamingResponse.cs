@@ -64,7 +64,7 @@ internal sealed class AnthropicStreamingResponse : StreamingResponse
         try
         {
             var body = await _response.Content.ReadAsStreamAsync(_cancellation.Token).ConfigureAwait(false);
-            _events = SseParser.Create(body, static (_, data) => data.ToArray()).EnumerateAsync(_cancellation.Token).GetAsyncEnumerator(_cancellation.Token);
+            _events = SseParser.Create(new EventSizeGuardStream(body), static (_, data) => data.ToArray()).EnumerateAsync(_cancellation.Token).GetAsyncEnumerator(_cancellation.Token);
             while (!_translator.HasContent)
             {
                 if (!await TranslateNextAsync().ConfigureAwait(false))

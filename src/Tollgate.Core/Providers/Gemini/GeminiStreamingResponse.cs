@@ -48,7 +48,7 @@ internal sealed class GeminiStreamingResponse : StreamingResponse
         try
         {
             var body = await _response.Content.ReadAsStreamAsync(_cancellation.Token).ConfigureAwait(false);
-            _events = SseParser.Create(body, static (_, data) => data.ToArray()).EnumerateAsync(_cancellation.Token).GetAsyncEnumerator(_cancellation.Token);
+            _events = SseParser.Create(new EventSizeGuardStream(body), static (_, data) => data.ToArray()).EnumerateAsync(_cancellation.Token).GetAsyncEnumerator(_cancellation.Token);
             var first = await NextAsync().ConfigureAwait(false);
             if (first is null)
             {

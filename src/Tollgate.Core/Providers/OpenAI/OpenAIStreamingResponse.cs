@@ -50,7 +50,7 @@ internal sealed class OpenAIStreamingResponse : StreamingResponse
         try
         {
             var body = await _response.Content.ReadAsStreamAsync(_cancellation.Token).ConfigureAwait(false);
-            _events = SseParser.Create(body, CopyEvent).EnumerateAsync(_cancellation.Token).GetAsyncEnumerator(_cancellation.Token);
+            _events = SseParser.Create(new EventSizeGuardStream(body), CopyEvent).EnumerateAsync(_cancellation.Token).GetAsyncEnumerator(_cancellation.Token);
             var first = await NextAsync().ConfigureAwait(false);
             if (first is null)
             {
