@@ -10,7 +10,7 @@ namespace Tollgate.Providers;
 /// </summary>
 internal sealed class EventSizeGuardStream(Stream inner, long maxEventBytes = EventSizeGuardStream.DefaultMaxEventBytes) : Stream
 {
-    /// <summary>Far above any text or tool-call event; room for an inline image in one event (Gemini sends them so).</summary>
+    /// <summary>Far above any text or tool-call event, with room for an inline image (base64) in one event.</summary>
     public const long DefaultMaxEventBytes = 32 * 1024 * 1024;
 
     private long _sinceBoundary;
