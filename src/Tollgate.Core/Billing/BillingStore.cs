@@ -65,6 +65,9 @@ public sealed record LedgerFact
 
     public bool BaselineKnown { get; init; }
 
+    /// <summary>True when the provider reported its own cost of these rows (<c>provider_reported_cost_pusd</c> not null).</summary>
+    public bool ProviderCostReported { get; init; }
+
     public long Rows { get; init; }
 
     /// <summary>Rows with more than one attempt.</summary>
@@ -81,6 +84,9 @@ public sealed record LedgerFact
 
     /// <summary>Stored default baseline (route's most expensive candidate), 0 when not <see cref="BaselineKnown"/>.</summary>
     public decimal BaselineUsd { get; init; }
+
+    /// <summary>What the provider said these rows cost, 0 when not <see cref="ProviderCostReported"/>.</summary>
+    public decimal ProviderReportedCostUsd { get; init; }
 }
 
 /// <summary>One model's share of a tenant's month (see <see cref="IBillingStore.InvoiceUsageAsync"/>).</summary>

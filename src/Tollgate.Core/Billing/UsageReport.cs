@@ -1,3 +1,5 @@
+using Tollgate.Metering;
+
 namespace Tollgate.Billing;
 
 /// <summary>Usage and spend per group (<c>GET /admin/reports/usage</c>, <c>tollgate report usage</c>).</summary>
@@ -53,6 +55,21 @@ public sealed record UsageReportRow : GroupedRow
 
     /// <summary><see cref="PriceUsd"/> − <see cref="CostUsd"/>.</summary>
     public decimal MarginUsd { get; init; }
+
+    /// <summary>
+    /// What the providers themselves said the rows cost (OpenRouter's <c>usage.cost</c>), summed over the
+    /// <see cref="ProviderReportedCostRequests"/> rows that carried one; null (left out of JSON) when none did.
+    /// </summary>
+    public decimal? ProviderReportedCostUsd { get; init; }
+
+    /// <summary>Rows (extra attempts included) whose provider reported its cost.</summary>
+    public long ProviderReportedCostRequests { get; init; }
+
+    /// <summary>
+    /// <see cref="CostUsd"/> over exactly those rows, to compare with <see cref="ProviderReportedCostUsd"/>; null when
+    /// there are none or our cost of any of them is unknown (see <see cref="ReportedCostTotals"/>).
+    /// </summary>
+    public decimal? CostUsdWhereProviderReported { get; init; }
 }
 
 /// <summary>Builds usage reports from ledger facts.</summary>
@@ -92,6 +109,7 @@ public static class UsageReports
         private decimal _cost;
         private long _unknown;
         private decimal _price;
+        private ReportedCostTotals _reported;
 
         public void Add(LedgerFact f)
         {
@@ -115,6 +133,10 @@ public static class UsageReports
             _cost += f.CostUsd;
             _unknown += f.HasUsage && !f.CostKnown ? f.Rows : 0;
             _price += f.PriceUsd;
+            if (f.ProviderCostReported)
+            {
+                _reported.Add(f.Rows, f.ProviderReportedCostUsd, f.CostKnown ? f.CostUsd : null);
+            }
         }
 
         public UsageReportRow ToRow() => new()
@@ -134,6 +156,9 @@ public static class UsageReports
             UnknownCostRequests = _unknown,
             PriceUsd = _price,
             MarginUsd = _price - _cost,
+            ProviderReportedCostUsd = _reported.ReportedUsd,
+            ProviderReportedCostRequests = _reported.Rows,
+            CostUsdWhereProviderReported = _reported.CostUsd,
         };
     }
 }

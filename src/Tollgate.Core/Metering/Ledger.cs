@@ -66,6 +66,14 @@ public sealed record LedgerEntry
 
     /// <summary>How many times the answer was escalated to a stronger tier after failing its check.</summary>
     public int Escalations { get; init; }
+
+    /// <summary>
+    /// What the provider itself said this attempt cost (OpenRouter's <c>usage.cost</c>), in picodollars, rounded as
+    /// <see cref="Money.ToPico(decimal)"/> rounds <see cref="CostPicoUsd"/>. Null when the provider said nothing, which
+    /// is most providers: unknown is not zero. Kept beside <see cref="CostPicoUsd"/> and never used instead of it, so a
+    /// stale price table shows as a difference between the two.
+    /// </summary>
+    public long? ProviderReportedCostPicoUsd { get; init; }
 }
 
 /// <summary>What a ledger row meters.</summary>
@@ -103,11 +111,26 @@ public static class Money
 
     private const decimal SplitFactor = 1L << SumSplitBits;
 
+    /// <summary>
+    /// The largest amount one row holds: <see cref="long.MaxValue"/> picodollars, about USD 9.2 million. Anything
+    /// at most this rounds to a picodollar count that still fits 64 bits.
+    /// </summary>
+    public const decimal MaxRowUsd = long.MaxValue / PicoPerUsd;
+
     public static decimal FromPico(long picoUsd) => picoUsd / PicoPerUsd;
 
     public static long ToPico(decimal usd) => (long)decimal.Round(usd * PicoPerUsd, 0, MidpointRounding.ToEven);
 
     public static long? ToPico(decimal? usd) => usd is { } value ? ToPico(value) : null;
+
+    /// <summary>
+    /// An amount a provider stated (its own <c>usage.cost</c>) in picodollars, rounded as <see cref="ToPico(decimal)"/>;
+    /// null when there is none, or when it is too large for one row (beyond ±<see cref="MaxRowUsd"/>). The number
+    /// comes from an upstream's JSON, so it is not trusted to fit: a garbled one is dropped rather than failing the
+    /// row that meters a real request.
+    /// </summary>
+    public static long? ReportedToPico(decimal? usd) =>
+        usd is { } value && Math.Abs(value) <= MaxRowUsd ? ToPico(value) : null;
 
     /// <summary>The amount rounded to whole picodollars, as a ledger row stores it.</summary>
     public static decimal RoundToPico(decimal usd) => decimal.Round(usd, 12, MidpointRounding.ToEven);
@@ -174,6 +197,22 @@ public sealed record UsageRow
 
     /// <summary>What the tenant is charged beyond included tokens.</summary>
     public decimal PriceUsd { get; init; }
+
+    /// <summary>
+    /// What the providers themselves said the rows cost (OpenRouter's <c>usage.cost</c>), summed over the
+    /// <see cref="ProviderReportedCostRequests"/> rows that carried such a cost; null when none did.
+    /// </summary>
+    public decimal? ProviderReportedCostUsd { get; init; }
+
+    /// <summary>Rows (extra attempt rows included, as in <see cref="UnknownCostRequests"/>) whose provider reported a cost.</summary>
+    public long ProviderReportedCostRequests { get; init; }
+
+    /// <summary>
+    /// <see cref="CostUsd"/> over exactly the rows in <see cref="ProviderReportedCostUsd"/>, so the two compare like for
+    /// like. Null when no row had a reported cost, or when our cost of any of them is unknown (a missing price: that
+    /// row is in <see cref="UnknownCostRequests"/>, and a partial sum would not compare).
+    /// </summary>
+    public decimal? CostUsdWhereProviderReported { get; init; }
 }
 
 /// <summary>Month-to-date totals of one key, used to seed the in-memory limit counters at start.</summary>

@@ -29,6 +29,9 @@ internal static class BillingCsv
         ("unknown_cost_requests", r => Number(r.UnknownCostRequests)),
         ("price_usd", r => Money(r.PriceUsd)),
         ("margin_usd", r => Money(r.MarginUsd)),
+        ("provider_reported_cost_usd", r => Money(r.ProviderReportedCostUsd)),
+        ("provider_reported_cost_requests", r => Number(r.ProviderReportedCostRequests)),
+        ("cost_usd_where_provider_reported", r => Money(r.CostUsdWhereProviderReported)),
     ]);
 
     public static string Savings(SavingsReport report) => Write(report.GroupBy, report.Rows,
@@ -54,6 +57,9 @@ internal static class BillingCsv
     public static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     public static string Money(decimal value) => value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>An amount that may be unknown: an empty cell then, never 0.</summary>
+    public static string Money(decimal? value) => value is { } known ? Money(known) : string.Empty;
 
     /// <summary>Percentages are already rounded to 2 decimals; always written with 2.</summary>
     public static string Percent(decimal value) => value.ToString("0.00", CultureInfo.InvariantCulture);

@@ -191,10 +191,30 @@ internal static class BillingCommands
         return command;
     }
 
-    private static string UsageTable(UsageReport report) => TextTable.Render(
-        [.. report.GroupBy.Select(g => g.ToUpperInvariant()), "REQUESTS", "ERRORS", "FAILOVERS", "TOKENS", "COST", "PRICE", "MARGIN"],
-        report.Rows.Append(report.Totals).Select((r, i) => Groups(report.GroupBy, r, i == report.Rows.Count)
-            .Concat([Number(r.Requests), Number(r.Errors), Number(r.Failovers), Number(r.TotalTokens), Usd(r.CostUsd), Usd(r.PriceUsd), Usd(r.MarginUsd)]).ToArray()));
+    /// <summary>
+    /// The usage table; when some provider reported its own cost in the period, two more columns set what it said beside
+    /// our cost of the same rows (left out otherwise, so the table most operators see is unchanged).
+    /// </summary>
+    private static string UsageTable(UsageReport report)
+    {
+        var reported = report.Totals.ProviderReportedCostRequests > 0;
+        string[] headers = [.. report.GroupBy.Select(g => g.ToUpperInvariant()), "REQUESTS", "ERRORS", "FAILOVERS", "TOKENS", "COST", "PRICE", "MARGIN"];
+        if (reported)
+        {
+            headers = [.. headers, "PROVIDER REPORTED", "COST OF THOSE"];
+        }
+
+        return TextTable.Render(headers, report.Rows.Append(report.Totals).Select((r, i) =>
+        {
+            string[] cells = [.. Groups(report.GroupBy, r, i == report.Rows.Count), Number(r.Requests), Number(r.Errors), Number(r.Failovers), Number(r.TotalTokens), Usd(r.CostUsd), Usd(r.PriceUsd), Usd(r.MarginUsd)];
+            return reported
+                ? [.. cells, ReportedUsd(r.ProviderReportedCostUsd, r.ProviderReportedCostRequests), ReportedUsd(r.CostUsdWhereProviderReported, r.ProviderReportedCostRequests)]
+                : cells;
+        }));
+    }
+
+    /// <summary>Blank for a group no provider reported on; "unknown" when our cost of its rows is (a missing price).</summary>
+    private static string ReportedUsd(decimal? value, long rows) => rows == 0 ? string.Empty : value is { } known ? Usd(known) : "unknown";
 
     private static string SavingsTable(SavingsReport report) => TextTable.Render(
         [.. report.GroupBy.Select(g => g.ToUpperInvariant()), "REQUESTS", "COST", "BASELINE", "SAVED", "SAVED %", "UNKNOWN"],

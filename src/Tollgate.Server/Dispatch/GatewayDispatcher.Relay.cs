@@ -69,11 +69,19 @@ internal sealed partial class GatewayDispatcher
         await http.Body.WriteAsync(response.Body, context.RequestAborted).ConfigureAwait(false);
     }
 
-    /// <summary>The cost header shows exactly what the ledger row recorded (computed once, in <see cref="RequestAccounting"/>).</summary>
+    /// <summary>
+    /// The cost header shows exactly what the ledger row recorded (computed once, in <see cref="RequestAccounting"/>); the
+    /// provider's own figure, when it gave one, goes beside it as the row keeps it, and is left out rather than shown as 0
+    /// when it gave none.
+    /// </summary>
     private static void SetUsageHeaders(HttpResponse http, MeteredUsage usage, decimal? cost)
     {
         http.Headers["x-tollgate-cost-usd"] = cost is { } c ? c.ToString("0.##########", CultureInfo.InvariantCulture) : "unknown";
         http.Headers["x-tollgate-usage"] = usage.Estimated ? "estimated" : "reported";
+        if (Money.ReportedToPico(usage.ProviderReportedCostUsd) is { } reported)
+        {
+            http.Headers["x-tollgate-provider-cost-usd"] = Money.ToUsd(reported).ToString("0.##########", CultureInfo.InvariantCulture);
+        }
     }
 
     private async Task RelayStreamAsync(HttpContext context, ParsedRequest request, Deployment deployment, StreamingResponse stream, AttemptCancellation cancellation, RequestAccounting accounting)

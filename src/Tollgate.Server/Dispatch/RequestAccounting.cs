@@ -96,6 +96,7 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
             ErrorCode = kind == LedgerAttemptKind.Hedge ? "hedge_cancelled" : "escalated",
             Task = Task,
             AttemptKind = kind,
+            ProviderReportedCostPicoUsd = Money.ReportedToPico(usage.ProviderReportedCostUsd),
         }).ConfigureAwait(false);
     }
 
@@ -188,6 +189,7 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
             Task = Task,
             BaselineCostPicoUsd = Money.ToPico(baseline),
             Escalations = Escalations,
+            ProviderReportedCostPicoUsd = Money.ReportedToPico(usage?.ProviderReportedCostUsd),
         };
 
         var committed = false;

@@ -19,7 +19,8 @@ public sealed class PostgresBillingStore(PostgresDatabase database) : IBillingSt
                    count(*), count(*) FILTER (WHERE attempts > 1), sum(escalations)::bigint,
                    sum(input_uncached)::bigint, sum(input_cached)::bigint, sum(cache_write_5m)::bigint, sum(cache_write_1h)::bigint,
                    sum(output_text)::bigint, sum(output_reasoning)::bigint,
-                   sum(cost_pusd), sum(price_pusd), sum(baseline_pusd)
+                   sum(cost_pusd), sum(price_pusd), sum(baseline_pusd),
+                   provider_reported_cost_pusd IS NOT NULL, sum(provider_reported_cost_pusd)
             FROM ledger WHERE ts_ms >= $1 AND ts_ms < $2
             """);
         if (tenantId is not null)
@@ -27,7 +28,9 @@ public sealed class PostgresBillingStore(PostgresDatabase database) : IBillingSt
             sql.Append(" AND tenant_id = $3");
         }
 
-        sql.Append(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11");
+        // Column 24, whether the provider reported its cost, is a fact key like the other "is known" flags; it was added
+        // after the sums, so it is grouped by position out of order.
+        sql.Append(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 24");
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand(sql.ToString(), connection);
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = start.ToUnixTimeMilliseconds() });
@@ -61,6 +64,8 @@ public sealed class PostgresBillingStore(PostgresDatabase database) : IBillingSt
                 CostUsd = PostgresLedgerStore.Usd(reader, 20) ?? 0m,
                 PriceUsd = PostgresLedgerStore.Usd(reader, 21) ?? 0m,
                 BaselineUsd = PostgresLedgerStore.Usd(reader, 22) ?? 0m,
+                ProviderCostReported = reader.GetBoolean(23),
+                ProviderReportedCostUsd = PostgresLedgerStore.Usd(reader, 24) ?? 0m,
             });
         }
 

@@ -167,6 +167,14 @@ public sealed class PostgresDatabase : IAsyncDisposable
             );
             CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions (expires_at);
             """),
+        (4, "ledger: the provider's own reported cost", """
+            -- What the provider itself said the row cost (OpenRouter's usage.cost), in picodollars rounded to the nearest
+            -- (half to even) as cost_pusd is. Null when it said nothing, as most providers do: never 0 for unknown. Kept
+            -- beside cost_pusd, never instead of it, so a stale price table shows. Rows written before it stay null.
+            -- Nullable without a default, so PostgreSQL only changes the catalog: the ledger is not rewritten or held
+            -- locked for longer than the ALTER itself, even when it is large.
+            ALTER TABLE ledger ADD COLUMN provider_reported_cost_pusd bigint NULL;
+            """),
     ];
 
     /// <summary>The most connections an instance opens for limit counters (besides the <c>Maximum Pool Size</c> of its data).</summary>
@@ -251,7 +259,13 @@ public sealed class PostgresDatabase : IAsyncDisposable
             : _counters.OpenConnectionAsync(CancellationToken.None);
 
     /// <summary>Applies pending migrations, each in its own transaction, holding the migration lock throughout.</summary>
-    public async Task MigrateAsync(CancellationToken cancellationToken)
+    public Task MigrateAsync(CancellationToken cancellationToken) => MigrateAsync(int.MaxValue, cancellationToken);
+
+    /// <summary>
+    /// Applies pending migrations up to and including <paramref name="lastVersion"/> only: the database an earlier
+    /// release left behind, for the tests that upgrade one.
+    /// </summary>
+    internal async Task MigrateAsync(int lastVersion, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using (var lockCommand = new NpgsqlCommand("SELECT pg_advisory_lock($1)", connection))
@@ -268,7 +282,7 @@ public sealed class PostgresDatabase : IAsyncDisposable
                 await setup.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
             }
 
-            foreach (var (version, name, sql) in Migrations)
+            foreach (var (version, name, sql) in Migrations.TakeWhile(m => m.Version <= lastVersion))
             {
                 await using var transaction = await connection.BeginTransactionAsync(CancellationToken.None).ConfigureAwait(false);
                 await using (var check = new NpgsqlCommand("SELECT count(*) FROM schema_migrations WHERE version = $1", connection, transaction))

@@ -16,7 +16,7 @@ public sealed class PostgresLedgerStore(PostgresDatabase database) : ILedgerStor
         COPY ledger (request_id, ts_ms, tenant_id, key_id, model, route, provider, deployment, attempts,
             input_uncached, input_cached, cache_write_5m, cache_write_1h, output_text, output_reasoning,
             usage_source, cost_pusd, price_pusd, first_byte_ms, total_ms, status, error_code,
-            task, baseline_pusd, attempt_kind, escalations) FROM STDIN (FORMAT BINARY)
+            task, baseline_pusd, attempt_kind, escalations, provider_reported_cost_pusd) FROM STDIN (FORMAT BINARY)
         """;
 
     /// <summary>UTC day of a row, <c>yyyy-MM-dd</c>: plain timestamp arithmetic, so the session's time zone plays no part.</summary>
@@ -60,6 +60,7 @@ public sealed class PostgresLedgerStore(PostgresDatabase database) : ILedgerStor
             await WriteBigintAsync(import, e.BaselineCostPicoUsd, CancellationToken.None).ConfigureAwait(false);
             await WriteTextAsync(import, e.AttemptKind switch { LedgerAttemptKind.Hedge => "hedge", LedgerAttemptKind.Escalated => "escalated", _ => null }, CancellationToken.None).ConfigureAwait(false);
             await import.WriteAsync(e.Escalations, NpgsqlDbType.Integer, CancellationToken.None).ConfigureAwait(false);
+            await WriteBigintAsync(import, e.ProviderReportedCostPicoUsd, CancellationToken.None).ConfigureAwait(false);
         }
 
         await import.CompleteAsync(CancellationToken.None).ConfigureAwait(false);
@@ -92,7 +93,11 @@ public sealed class PostgresLedgerStore(PostgresDatabase database) : ILedgerStor
             sum(cost_pusd),
             count(*) FILTER (WHERE cost_pusd IS NULL AND usage_source IS NOT NULL),
             sum(price_pusd),
-            count(*) FILTER (WHERE attempt_kind IS NULL)
+            count(*) FILTER (WHERE attempt_kind IS NULL),
+            count(*) FILTER (WHERE provider_reported_cost_pusd IS NOT NULL),
+            sum(provider_reported_cost_pusd),
+            sum(cost_pusd) FILTER (WHERE provider_reported_cost_pusd IS NOT NULL),
+            count(*) FILTER (WHERE provider_reported_cost_pusd IS NOT NULL AND cost_pusd IS NULL)
             FROM ledger WHERE ts_ms >= $1 AND ts_ms < $2
             """);
         if (query.TenantId is not null)
@@ -134,6 +139,8 @@ public sealed class PostgresLedgerStore(PostgresDatabase database) : ILedgerStor
                 return index < 0 ? null : reader.GetString(index);
             }
 
+            var reported = default(ReportedCostTotals);
+            reported.Add(reader.GetInt64(n + 11), Usd(reader, n + 12) ?? 0m, reader.GetInt64(n + 14) > 0 ? null : Usd(reader, n + 13) ?? 0m);
             rows.Add(new UsageRow
             {
                 Day = Group(UsageGrouping.Day),
@@ -151,6 +158,9 @@ public sealed class PostgresLedgerStore(PostgresDatabase database) : ILedgerStor
                 CostUsd = Usd(reader, n + 7) ?? 0m,
                 UnknownCostRequests = reader.GetInt64(n + 8),
                 PriceUsd = Usd(reader, n + 9) ?? 0m,
+                ProviderReportedCostUsd = reported.ReportedUsd,
+                ProviderReportedCostRequests = reported.Rows,
+                CostUsdWhereProviderReported = reported.CostUsd,
             });
         }
 

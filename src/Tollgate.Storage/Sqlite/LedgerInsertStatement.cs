@@ -16,9 +16,9 @@ internal sealed class LedgerInsertStatement : IDisposable
         INSERT INTO ledger (request_id, ts_ms, tenant_id, key_id, model, route, provider, deployment, attempts,
             input_uncached, input_cached, cache_write_5m, cache_write_1h, output_text, output_reasoning,
             usage_source, cost_pusd, price_pusd, first_byte_ms, total_ms, status, error_code,
-            task, baseline_pusd, attempt_kind, escalations)
+            task, baseline_pusd, attempt_kind, escalations, provider_reported_cost_pusd)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
-            ?23, ?24, ?25, ?26)
+            ?23, ?24, ?25, ?26, ?27)
         """;
 
     private readonly sqlite3 _db;
@@ -58,6 +58,7 @@ internal sealed class LedgerInsertStatement : IDisposable
         Int(24, e.BaselineCostPicoUsd);
         Text(25, e.AttemptKind switch { LedgerAttemptKind.Hedge => "hedge", LedgerAttemptKind.Escalated => "escalated", _ => null });
         Int(26, e.Escalations);
+        Int(27, e.ProviderReportedCostPicoUsd);
 
         var rc = raw.sqlite3_step(_statement);
         raw.sqlite3_reset(_statement);

@@ -21,7 +21,8 @@ public sealed class SqliteBillingStore(SqliteDatabase database) : IBillingStore
                    attempt_kind IS NULL, usage_source IS NOT NULL, cost_pusd IS NOT NULL, baseline_pusd IS NOT NULL,
                    count(*), sum(attempts > 1), sum(escalations),
                    sum(input_uncached), sum(input_cached), sum(cache_write_5m), sum(cache_write_1h), sum(output_text), sum(output_reasoning),
-                   {PicoSums.Sql("cost_pusd")}, {PicoSums.Sql("price_pusd")}, {PicoSums.Sql("baseline_pusd")}
+                   {PicoSums.Sql("cost_pusd")}, {PicoSums.Sql("price_pusd")}, {PicoSums.Sql("baseline_pusd")},
+                   provider_reported_cost_pusd IS NOT NULL, {PicoSums.Sql("provider_reported_cost_pusd")}
             FROM ledger WHERE ts_ms >= $from AND ts_ms < $to
             """);
         if (tenantId is not null)
@@ -29,7 +30,9 @@ public sealed class SqliteBillingStore(SqliteDatabase database) : IBillingStore
             sql.Append(" AND tenant_id = $tenant");
         }
 
-        sql.Append(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11");
+        // Column 27, whether the provider reported its cost, is a fact key like the other "is known" flags; it was added
+        // after the sums, so it is grouped by position out of order.
+        sql.Append(" GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 27");
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
         command.CommandText = sql.ToString();
@@ -64,6 +67,8 @@ public sealed class SqliteBillingStore(SqliteDatabase database) : IBillingStore
                 CostUsd = PicoSums.Read(reader, 20) ?? 0m,
                 PriceUsd = PicoSums.Read(reader, 22) ?? 0m,
                 BaselineUsd = PicoSums.Read(reader, 24) ?? 0m,
+                ProviderCostReported = reader.GetInt64(26) != 0,
+                ProviderReportedCostUsd = PicoSums.Read(reader, 27) ?? 0m,
             });
         }
 

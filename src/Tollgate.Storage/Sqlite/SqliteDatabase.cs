@@ -153,6 +153,13 @@ public sealed class SqliteDatabase
             CREATE TRIGGER invoices_kept BEFORE DELETE ON invoices
                 BEGIN SELECT RAISE(ABORT, 'issued invoices are kept; re-issue makes a new version'); END;
             """),
+        (6, "ledger: the provider's own reported cost", """
+            -- What the provider itself said the row cost (OpenRouter's usage.cost), in picodollars rounded to the nearest
+            -- (half to even) as cost_pusd is. Null when it said nothing, as most providers do: never 0 for unknown. Kept
+            -- beside cost_pusd, never instead of it, so a stale price table shows. Rows written before it stay null.
+            -- A nullable column without a default: SQLite changes only the schema, no row is rewritten.
+            ALTER TABLE ledger ADD COLUMN provider_reported_cost_pusd INTEGER NULL;
+            """),
     ];
 
     public SqliteDatabase(string dataDirectory)
@@ -186,7 +193,13 @@ public sealed class SqliteDatabase
     }
 
     /// <summary>Creates the file if needed, switches it to WAL and applies pending migrations in one transaction each.</summary>
-    public async Task MigrateAsync(CancellationToken cancellationToken)
+    public Task MigrateAsync(CancellationToken cancellationToken) => MigrateAsync(int.MaxValue, cancellationToken);
+
+    /// <summary>
+    /// Applies pending migrations up to and including <paramref name="lastVersion"/> only: the database an earlier
+    /// release left behind, for the tests that upgrade one.
+    /// </summary>
+    internal async Task MigrateAsync(int lastVersion, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         using (var setup = connection.CreateCommand())
@@ -199,7 +212,7 @@ public sealed class SqliteDatabase
             await setup.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        foreach (var (version, name, sql) in Migrations)
+        foreach (var (version, name, sql) in Migrations.TakeWhile(m => m.Version <= lastVersion))
         {
             await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
             using var check = connection.CreateCommand();

@@ -85,7 +85,11 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
             {PicoSums.Sql("cost_pusd")},
             sum(cost_pusd IS NULL AND usage_source IS NOT NULL),
             {PicoSums.Sql("price_pusd")},
-            sum(attempt_kind IS NULL)
+            sum(attempt_kind IS NULL),
+            sum(provider_reported_cost_pusd IS NOT NULL),
+            {PicoSums.Sql("provider_reported_cost_pusd")},
+            {PicoSums.Sql("CASE WHEN provider_reported_cost_pusd IS NOT NULL THEN cost_pusd END")},
+            sum(provider_reported_cost_pusd IS NOT NULL AND cost_pusd IS NULL)
             FROM ledger WHERE ts_ms >= $from AND ts_ms < $to
             """);
         if (query.TenantId is not null)
@@ -115,7 +119,7 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
         {
             var n = groups.Count;
             // An aggregate without GROUP BY returns one row even when nothing matched. Column n counts every
-            // row, extra attempt rows included; n + 12 counts requests.
+            // row, extra attempt rows included; n + 12 counts requests. The provider-reported columns come last.
             if (reader.GetInt64(n) == 0)
             {
                 continue;
@@ -127,6 +131,11 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
                 return index < 0 ? null : reader.GetString(index);
             }
 
+            var reported = default(ReportedCostTotals);
+            reported.Add(
+                Long(reader, n + 13),
+                PicoSums.Read(reader, n + 14) ?? 0m,
+                Long(reader, n + 18) > 0 ? null : PicoSums.Read(reader, n + 16) ?? 0m);
             rows.Add(new UsageRow
             {
                 Day = Group(UsageGrouping.Day),
@@ -144,6 +153,9 @@ public sealed class SqliteLedgerStore(SqliteDatabase database, bool fsyncEveryCo
                 CostUsd = PicoSums.Read(reader, n + 7) ?? 0m,
                 UnknownCostRequests = Long(reader, n + 9),
                 PriceUsd = PicoSums.Read(reader, n + 10) ?? 0m,
+                ProviderReportedCostUsd = reported.ReportedUsd,
+                ProviderReportedCostRequests = reported.Rows,
+                CostUsdWhereProviderReported = reported.CostUsd,
             });
         }
 

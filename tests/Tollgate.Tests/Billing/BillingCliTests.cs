@@ -115,6 +115,29 @@ public sealed class BillingCliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ReportUsage_Table_SetsAProviderReportedCostBesideOursOnlyOnceOneWasReported()
+    {
+        string[] args = ["report", "usage", "--from", "2026-10-01", "--to", "2026-10-31", "--group-by", "model"];
+        var (exit, before, _) = await RunAsync(args);
+        await using (var ledger = new SqliteLedgerStore(new SqliteDatabase(DataDirectory)))
+        {
+            await ledger.AppendAsync([Row(_acme, "k", "cheap", "d1", "2026-10-05T00:00:00Z", 1000, 0, 0.002m) with { ProviderReportedCostPicoUsd = 3_500_000_000 }], Ct);
+        }
+
+        var (afterExit, after, _) = await RunAsync(args);
+
+        Assert.Equal((0, 0), (exit, afterExit));
+        Assert.DoesNotContain("PROVIDER REPORTED", before, StringComparison.Ordinal);
+        var lines = after.TrimEnd('\n').Split('\n');
+        Assert.EndsWith("PROVIDER REPORTED  COST OF THOSE", lines[0], StringComparison.Ordinal);
+
+        // cheap: the provider said 0.0035 where our prices say 0.002 for that row; gpt-4o: no provider said anything.
+        Assert.Matches(@"^cheap\s.*\s0\.0035\s+0\.002$", lines[1]);
+        Assert.Matches(@"^gpt-4o\s.*\s0\.003\s+$", lines[2]); // its margin, then two blank cells
+        Assert.Matches(@"^TOTAL\s.*\s0\.0035\s+0\.002$", lines[3]);
+    }
+
+    [Fact]
     public async Task InvoicesIssue_RealExecutable_IssuesPrintsAndKeepsTheSnapshot()
     {
         string[] where = ["--config", ConfigPath, "--data-dir", DataDirectory];

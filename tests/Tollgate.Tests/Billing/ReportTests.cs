@@ -161,9 +161,9 @@ public sealed class ReportTests(ReportFixture fixture) : IClassFixture<ReportFix
         Assert.Equal("text/csv", response.Content.Headers.ContentType!.MediaType);
         var lines = csv.TrimEnd('\n').Split('\n');
         Assert.Equal(
-            "tenant,model,requests,errors,failovers,escalations,extra_attempts,input_tokens,cached_input_tokens,cache_write_tokens,output_tokens,reasoning_tokens,total_tokens,cost_usd,unknown_cost_requests,price_usd,margin_usd",
+            "tenant,model,requests,errors,failovers,escalations,extra_attempts,input_tokens,cached_input_tokens,cache_write_tokens,output_tokens,reasoning_tokens,total_tokens,cost_usd,unknown_cost_requests,price_usd,margin_usd,provider_reported_cost_usd,provider_reported_cost_requests,cost_usd_where_provider_reported",
             lines[0]);
-        Assert.Equal("acme,gpt-4o,2,0,1,0,1,5000,0,0,1800,0,6800,0.0126,0,0.01,-0.0026", lines[1]);
+        Assert.Equal("acme,gpt-4o,2,0,1,0,1,5000,0,0,1800,0,6800,0.0126,0,0.01,-0.0026,,0,", lines[1]);
         Assert.Equal(4, lines.Length);
     }
 

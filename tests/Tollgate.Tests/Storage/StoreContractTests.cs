@@ -21,6 +21,9 @@ public abstract class StoreContractTests : IAsyncLifetime
 
     protected abstract Task<GatewayStorage> OpenAsync();
 
+    /// <summary>Every ledger row's <c>provider_reported_cost_pusd</c> as stored, by request id, read with the database's own SQL.</summary>
+    protected abstract Task<Dictionary<string, long?>> ReadProviderReportedCostsAsync();
+
     public async ValueTask InitializeAsync()
     {
         _storage = await OpenAsync();
@@ -158,6 +161,39 @@ public abstract class StoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Ledger_ProviderReportedCost_RoundTripsAndIsComparedOverTheSameRows()
+    {
+        // OpenRouter's own figure beside a stale price table; a provider that reports nothing; a reported cost finer than
+        // a picodollar (12.5, rounded half to even as cost_pusd is); a reported cost of a row our prices cannot price.
+        await Storage.Ledger.AppendAsync(
+        [
+            Row("default", "k", "or", "2026-11-05T10:00:00Z", 194, 2, 0.000458m) with { RequestId = "req_reported", ProviderReportedCostPicoUsd = Money.ReportedToPico(0.000687m) },
+            Row("default", "k", "plain", "2026-11-05T10:01:00Z", 12, 7, 0.000026m) with { RequestId = "req_silent" },
+            Row("default", "k", "or", "2026-11-05T10:02:00Z", 1, 0, 0.000001m) with { RequestId = "req_fine", ProviderReportedCostPicoUsd = Money.ReportedToPico(0.0000000000125m) },
+            Row("default", "k", "or-unpriced", "2026-11-05T10:03:00Z", 5, 5, null) with { RequestId = "req_unpriced", ProviderReportedCostPicoUsd = Money.ReportedToPico(0.001m) },
+        ], Ct);
+
+        var stored = await ReadProviderReportedCostsAsync();
+        var from = Day("2026-11-01");
+        var until = Day("2026-12-01");
+        var byModel = (await Storage.Ledger.QueryAsync(new UsageQuery(from, until, null, UsageGrouping.Model), Ct)).ToDictionary(r => r.Model!);
+        var whole = Assert.Single(await Storage.Ledger.QueryAsync(new UsageQuery(from, until, null, UsageGrouping.None), Ct));
+        var report = UsageReports.Build(new ReportQuery(from, until, null, [ReportDimension.Model]), await Storage.Billing.FactsAsync(from, until, null, Ct));
+        var reportByModel = report.Rows.ToDictionary(r => r.Model!);
+
+        Assert.Equal(new Dictionary<string, long?> { ["req_reported"] = 687_000_000, ["req_silent"] = null, ["req_fine"] = 12, ["req_unpriced"] = 1_000_000_000 }, stored);
+        Assert.Equal<(decimal?, long, decimal?)>((0.000687000012m, 2, 0.000459m), Reported(byModel["or"]));
+        Assert.Equal<(decimal?, long, decimal?)>((null, 0, null), Reported(byModel["plain"]));
+        Assert.Equal<(decimal?, long, decimal?)>((0.001m, 1, null), Reported(byModel["or-unpriced"]));
+        Assert.Equal<(decimal?, long, decimal?)>((0.001687000012m, 3, null), Reported(whole));
+        Assert.Equal(0.000485m, whole.CostUsd);
+        Assert.Equal<(decimal?, long, decimal?)>(Reported(byModel["or"]), Reported(reportByModel["or"]));
+        Assert.Equal<(decimal?, long, decimal?)>(Reported(byModel["plain"]), Reported(reportByModel["plain"]));
+        Assert.Equal<(decimal?, long, decimal?)>(Reported(byModel["or-unpriced"]), Reported(reportByModel["or-unpriced"]));
+        Assert.Equal<(decimal?, long, decimal?)>(Reported(whole), Reported(report.Totals));
+    }
+
+    [Fact]
     public async Task Invoices_AreWrittenOnce_AndListedInOrder()
     {
         var first = new StoredInvoice("inv_2026-10_default_1", "default", "2026-10", 1, new DateTimeOffset(2026, 11, 1, 0, 5, 0, TimeSpan.Zero), 7_500_009.000000000003m, """{"total":"7500009.000000000003"}""");
@@ -262,7 +298,7 @@ public abstract class StoreContractTests : IAsyncLifetime
     }
 
     private static List<LedgerFact> Sorted(IEnumerable<LedgerFact> facts) =>
-        [.. facts.OrderBy(f => $"{f.Day}|{f.Tenant}|{f.Key}|{f.Model}|{f.Provider}|{f.Deployment}|{f.Status}|{f.IsRequest}|{f.HasUsage}|{f.CostKnown}|{f.BaselineKnown}", StringComparer.Ordinal)];
+        [.. facts.OrderBy(f => $"{f.Day}|{f.Tenant}|{f.Key}|{f.Model}|{f.Provider}|{f.Deployment}|{f.Status}|{f.IsRequest}|{f.HasUsage}|{f.CostKnown}|{f.BaselineKnown}|{f.ProviderCostReported}", StringComparer.Ordinal)];
 
     private static List<LedgerEntry> RandomLedger(int seed, int count)
     {
@@ -299,6 +335,7 @@ public abstract class StoreContractTests : IAsyncLifetime
                 Task = random.Next(3) == 0 ? "code" : null,
                 AttemptKind = kind,
                 Escalations = random.Next(8) == 0 ? 1 : 0,
+                ProviderReportedCostPicoUsd = failed || random.Next(4) != 0 ? null : random.NextInt64(0, 95_000_000_000),
             });
         }
 
@@ -336,6 +373,42 @@ public abstract class StoreContractTests : IAsyncLifetime
         Status = 200,
     };
 
+    private static (decimal? ReportedUsd, long Rows, decimal? CostUsd) Reported(UsageRow row) =>
+        (row.ProviderReportedCostUsd, row.ProviderReportedCostRequests, row.CostUsdWhereProviderReported);
+
+    private static (decimal? ReportedUsd, long Rows, decimal? CostUsd) Reported(UsageReportRow row) =>
+        (row.ProviderReportedCostUsd, row.ProviderReportedCostRequests, row.CostUsdWhereProviderReported);
+
+    /// <summary>
+    /// A ledger row as a release before the provider-reported cost wrote it: every column of the schema it had (SQLite
+    /// migration 5, PostgreSQL migration 3), in SQL both databases take.
+    /// </summary>
+    protected static string PreviousSchemaRow(string requestId) => string.Create(CultureInfo.InvariantCulture, $"""
+        INSERT INTO ledger (request_id, ts_ms, tenant_id, key_id, model, route, provider, deployment, attempts,
+            input_uncached, input_cached, cache_write_5m, cache_write_1h, output_text, output_reasoning,
+            usage_source, cost_pusd, price_pusd, first_byte_ms, total_ms, status, error_code,
+            task, baseline_pusd, attempt_kind, escalations)
+        VALUES ('{requestId}', {Day("2026-11-04").ToUnixTimeMilliseconds()}, 'default', 'k', 'or', 'or', 'openrouter', 'or-sonnet', 1,
+            94, 0, 100, 0, 2, 0, 'reported', 458000000, 0, 120, 300, 200, NULL, NULL, 458000000, NULL, 0)
+        """);
+
+    /// <summary>
+    /// What an upgraded ledger must show: the row the previous release wrote reads back with no provider-reported cost
+    /// (null, not 0) and is still counted and priced; a row written now keeps the reported cost beside ours.
+    /// </summary>
+    protected static async Task AssertUpgradedLedgerAsync(GatewayStorage upgraded, string oldRequestId, Func<Task<Dictionary<string, long?>>> readStored)
+    {
+        await upgraded.Ledger.AppendAsync([Row("default", "k", "or", "2026-11-05T10:00:00Z", 194, 2, 0.000458m) with { RequestId = "req_new", ProviderReportedCostPicoUsd = 687_000_000 }], Ct);
+
+        var stored = await readStored();
+        var whole = Assert.Single(await upgraded.Ledger.QueryAsync(new UsageQuery(Day("2026-11-01"), Day("2026-12-01"), null, UsageGrouping.None), Ct));
+
+        Assert.Equal(new Dictionary<string, long?> { [oldRequestId] = null, ["req_new"] = 687_000_000 }, stored);
+        Assert.Equal(2, whole.Requests);
+        Assert.Equal(0.000916m, whole.CostUsd);
+        Assert.Equal<(decimal?, long, decimal?)>((0.000687m, 1, 0.000458m), Reported(whole));
+    }
+
     private static DateTimeOffset Day(string day) => DateTimeOffset.Parse(day + "T00:00:00Z", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
 }
 
@@ -345,6 +418,42 @@ public sealed class SqliteStoreContractTests : StoreContractTests
     private readonly string _directory = Directory.CreateTempSubdirectory("tollgate-sqlite-contract-").FullName;
 
     protected override Task<GatewayStorage> OpenAsync() => Task.FromResult(GatewayStorage.Sqlite(_directory, TimeProvider.System));
+
+    protected override Task<Dictionary<string, long?>> ReadProviderReportedCostsAsync() => ReadProviderReportedCostsAsync(_directory);
+
+    [Fact]
+    public async Task Migrate_LedgerOfTheSchemaBefore_GainsTheProviderReportedCost_OldRowsReadNull()
+    {
+        var directory = Directory.CreateTempSubdirectory("tollgate-upgrade-").FullName;
+        var previous = new Tollgate.Storage.Sqlite.SqliteDatabase(directory);
+        await previous.MigrateAsync(lastVersion: 5, Ct);
+        await using (var connection = await previous.OpenAsync(Ct))
+        {
+            await using var insert = connection.CreateCommand();
+            insert.CommandText = PreviousSchemaRow("req_old");
+            await insert.ExecuteNonQueryAsync(Ct);
+        }
+
+        await using (var upgraded = GatewayStorage.Sqlite(directory, TimeProvider.System))
+        {
+            await upgraded.MigrateAsync(Ct);
+            var versions = await Tollgate.Tests.Tenancy.Tenants.QueryAsync(directory, "SELECT max(version) FROM schema_migrations", Ct);
+            Assert.Equal(6L, Assert.Single(versions)[0]);
+            await AssertUpgradedLedgerAsync(upgraded, "req_old", () => ReadProviderReportedCostsAsync(directory));
+        }
+
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(directory, recursive: true);
+    }
+
+    private static async Task<Dictionary<string, long?>> ReadProviderReportedCostsAsync(string directory)
+    {
+        var rows = await Tollgate.Tests.Tenancy.Tenants.QueryAsync(directory, "SELECT request_id, provider_reported_cost_pusd, typeof(provider_reported_cost_pusd) FROM ledger", Ct);
+
+        // Money is an INTEGER in SQLite, never a REAL that merely looks whole.
+        Assert.All(rows, r => Assert.Contains(r[2], new object?[] { "integer", "null" }));
+        return rows.ToDictionary(r => (string)r[0]!, r => (long?)r[1]);
+    }
 
     public override async ValueTask DisposeAsync()
     {
@@ -364,6 +473,54 @@ public sealed class PostgresStoreContractTests(PostgresServer server) : StoreCon
     {
         _connectionString = await server.CreateDatabaseAsync("contract");
         return GatewayStorage.Postgres(_connectionString, TimeProvider.System);
+    }
+
+    protected override Task<Dictionary<string, long?>> ReadProviderReportedCostsAsync() => ReadProviderReportedCostsAsync(_connectionString);
+
+    [Fact]
+    public async Task Migrate_LedgerOfTheSchemaBefore_GainsTheProviderReportedCost_OldRowsReadNull()
+    {
+        var connectionString = await server.CreateDatabaseAsync("upgrade");
+        await using (var previous = new Tollgate.Storage.Postgres.PostgresDatabase(connectionString))
+        {
+            await previous.MigrateAsync(lastVersion: 3, Ct);
+        }
+
+        await ExecuteAsync(connectionString, PreviousSchemaRow("req_old"));
+        await using var upgraded = GatewayStorage.Postgres(connectionString, TimeProvider.System);
+        await upgraded.MigrateAsync(Ct);
+
+        await using (var connection = new Npgsql.NpgsqlConnection(connectionString))
+        {
+            await connection.OpenAsync(Ct);
+            await using var command = new Npgsql.NpgsqlCommand("SELECT max(version) FROM schema_migrations", connection);
+            Assert.Equal(4, Convert.ToInt32(await command.ExecuteScalarAsync(Ct), CultureInfo.InvariantCulture));
+        }
+
+        await AssertUpgradedLedgerAsync(upgraded, "req_old", () => ReadProviderReportedCostsAsync(connectionString));
+    }
+
+    private static async Task ExecuteAsync(string connectionString, string sql)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(connectionString);
+        await connection.OpenAsync(Ct);
+        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(Ct);
+    }
+
+    private static async Task<Dictionary<string, long?>> ReadProviderReportedCostsAsync(string connectionString)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(connectionString);
+        await connection.OpenAsync(Ct);
+        await using var command = new Npgsql.NpgsqlCommand("SELECT request_id, provider_reported_cost_pusd FROM ledger", connection);
+        await using var reader = await command.ExecuteReaderAsync(Ct);
+        var costs = new Dictionary<string, long?>();
+        while (await reader.ReadAsync(Ct))
+        {
+            costs[reader.GetString(0)] = reader.IsDBNull(1) ? null : reader.GetInt64(1);
+        }
+
+        return costs;
     }
 
     [Fact]

@@ -67,7 +67,8 @@ internal static class UsageEndpoints
         var csv = new StringBuilder();
         var groups = GroupNames.Where(g => (query.GroupBy & Flag(g)) != 0).ToArray();
         csv.Append(string.Join(',', groups)).Append(groups.Length > 0 ? "," : string.Empty)
-            .Append("requests,errors,input_tokens,cached_input_tokens,cache_write_tokens,output_tokens,reasoning_tokens,total_tokens,cost_usd,unknown_cost_requests,price_usd\n");
+            .Append("requests,errors,input_tokens,cached_input_tokens,cache_write_tokens,output_tokens,reasoning_tokens,total_tokens,cost_usd,unknown_cost_requests,price_usd")
+            .Append(",provider_reported_cost_usd,provider_reported_cost_requests,cost_usd_where_provider_reported\n");
         foreach (var row in rows)
         {
             foreach (var g in groups)
@@ -75,7 +76,9 @@ internal static class UsageEndpoints
                 csv.Append(Escape(g switch { "day" => row.Day, "model" => row.Model, "provider" => row.Provider, "tenant" => row.Tenant, _ => row.Key })).Append(',');
             }
 
-            csv.Append(CultureInfo.InvariantCulture, $"{row.Requests},{row.Errors},{row.InputTokens},{row.CachedInputTokens},{row.CacheWriteTokens},{row.OutputTokens},{row.ReasoningTokens},{row.TotalTokens},{row.CostUsd},{row.UnknownCostRequests},{row.PriceUsd}\n");
+            // An empty cell, not 0, where no provider reported a cost or ours of those rows is unknown.
+            csv.Append(CultureInfo.InvariantCulture, $"{row.Requests},{row.Errors},{row.InputTokens},{row.CachedInputTokens},{row.CacheWriteTokens},{row.OutputTokens},{row.ReasoningTokens},{row.TotalTokens},{row.CostUsd},{row.UnknownCostRequests},{row.PriceUsd}")
+                .Append(CultureInfo.InvariantCulture, $",{row.ProviderReportedCostUsd},{row.ProviderReportedCostRequests},{row.CostUsdWhereProviderReported}\n");
         }
 
         return csv.ToString();
@@ -84,8 +87,10 @@ internal static class UsageEndpoints
     public static UsageRow Total(IReadOnlyList<UsageRow> rows)
     {
         var total = new UsageRow();
+        var reported = default(ReportedCostTotals);
         foreach (var r in rows)
         {
+            reported.Add(r.ProviderReportedCostRequests, r.ProviderReportedCostUsd ?? 0m, r.CostUsdWhereProviderReported);
             total = total with
             {
                 Requests = total.Requests + r.Requests,
@@ -101,7 +106,12 @@ internal static class UsageEndpoints
             };
         }
 
-        return total;
+        return total with
+        {
+            ProviderReportedCostUsd = reported.ReportedUsd,
+            ProviderReportedCostRequests = reported.Rows,
+            CostUsdWhereProviderReported = reported.CostUsd,
+        };
     }
 
     private static async Task<IResult> AdminUsageAsync(
