@@ -24,7 +24,6 @@ internal sealed partial class GatewayDispatcher
             log.Add(deployment, "ok");
             log.Chosen = deployment;
             accounting.Answered(deployment);
-            _metrics.FirstByte(deployment, attempt.FirstByte, response is StreamingResponse);
             SetRoutingHeaders(context, deployment, log);
             if (plan.Verify)
             {
@@ -33,12 +32,12 @@ internal sealed partial class GatewayDispatcher
 
             if (response is StreamingResponse stream)
             {
-                deployment.Health.RecordSuccess(attempt.FirstByte, streamed: true);
-                await RelayStreamAsync(context, request, deployment, stream, attempt.Cancellation, accounting).ConfigureAwait(false);
+                await RelayStreamAsync(context, request, attempt, stream, accounting).ConfigureAwait(false);
                 deployment.Health.RecordCompletion(_time.GetElapsedTime(attempt.Started), attempt.FirstByte, OutputTokens(stream.Usage), streamed: true);
             }
             else
             {
+                _metrics.FirstByte(deployment, attempt.FirstByte, stream: false);
                 var buffered = (BufferedResponse)response;
                 if (!healthRecorded)
                 {
@@ -84,8 +83,10 @@ internal sealed partial class GatewayDispatcher
         }
     }
 
-    private async Task RelayStreamAsync(HttpContext context, ParsedRequest request, Deployment deployment, StreamingResponse stream, AttemptCancellation cancellation, RequestAccounting accounting)
+    private async Task RelayStreamAsync(HttpContext context, ParsedRequest request, Attempt attempt, StreamingResponse stream, RequestAccounting accounting)
     {
+        var deployment = attempt.Deployment;
+        var cancellation = attempt.Cancellation;
         var http = context.Response;
         http.StatusCode = StatusCodes.Status200OK;
         http.ContentType = "text/event-stream; charset=utf-8";
@@ -108,11 +109,27 @@ internal sealed partial class GatewayDispatcher
                     unflushed = true;
                 }
 
+                if (first)
+                {
+                    // The first event (with the response's headers) goes out before anything else is done: the
+                    // next read, the health record and the metric all wait until the client has it in flight.
+                    var sent = !unflushed || await FlushAsync(writer, aborted, cancellation: cancellation).ConfigureAwait(false);
+                    first = false;
+                    unflushed = false;
+                    deployment.Health.RecordSuccess(attempt.FirstByte, streamed: true);
+                    _metrics.FirstByte(deployment, attempt.FirstByte, stream: true);
+                    if (!sent)
+                    {
+                        await accounting.CommitAsync(ClientClosedRequest, "client_aborted", stream.Usage).ConfigureAwait(false);
+                        return;
+                    }
+                }
+
                 // ReadAsync arms the idle timer for the upstream read. Events that already arrived are written
                 // together and flushed once, before the relay would wait: no event ever waits for a later one,
-                // and a burst costs one send instead of one per event. The first event always goes out at once.
+                // and a burst costs one send instead of one per event.
                 var next = stream.ReadAsync();
-                if (unflushed && (first || !next.IsCompleted))
+                if (unflushed && !next.IsCompleted)
                 {
                     if (!await FlushAsync(writer, aborted, stream, cancellation).ConfigureAwait(false))
                     {
@@ -121,7 +138,6 @@ internal sealed partial class GatewayDispatcher
                         return;
                     }
 
-                    first = false;
                     unflushed = false;
                 }
 
