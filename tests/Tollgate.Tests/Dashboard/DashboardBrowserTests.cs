@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Playwright;
 using Tollgate.Server.Dashboard;
+using Tollgate.Tests.Fakes;
 using Tollgate.Tests.Infrastructure;
 
 namespace Tollgate.Tests.Dashboard;
@@ -77,6 +78,10 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
         await Assertions.Expect(page.Locator($"[data-table=margin] tr[data-tenant='{world.Globex}']")).ToContainTextAsync(DashboardWorld.GlobexName);
         Assert.Equal(0, await page.Locator("#injected").CountAsync());
         Assert.Equal(providers["providers"]!.AsArray().Count, await page.Locator("[data-table=health] tbody tr").CountAsync());
+        // No provider here states its own cost: no comparison at all, rather than an empty table or zeros.
+        Assert.Equal(0, (long)usageTotals["providerReportedCostRequests"]!);
+        await Assertions.Expect(page.Locator("[data-panel=provider-cost]")).ToHaveCountAsync(0);
+        await Assertions.Expect(page.Locator("#content")).Not.ToContainTextAsync("price table may be stale", new() { IgnoreCase = true });
         // Live: the table is read again from /providers (at least one refresh after the first load).
         await page.WaitForFunctionAsync("() => Number(document.getElementById('health-table').dataset.refreshes) >= 2");
 
@@ -141,7 +146,7 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
         var text = await page.Locator("body").InnerTextAsync();
         Assert.DoesNotContain("Globex", text, StringComparison.Ordinal);
         Assert.DoesNotContain(world.Globex, text, StringComparison.Ordinal);
-        Assert.Equal(0, await page.Locator("[data-panel=health], [data-panel=margin], [data-panel=top-tenants]").CountAsync());
+        Assert.Equal(0, await page.Locator("[data-panel=health], [data-panel=margin], [data-panel=top-tenants], [data-panel=provider-cost]").CountAsync());
 
         // The cookie does not open another tenant's data or any admin endpoint.
         Assert.Equal(403, await FetchStatusAsync(page, $"/v1/usage?tenant={world.Globex}"));
@@ -158,6 +163,76 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
         await Chromium.ScreenshotAsync(page, "dashboard-tenant-invoice");
 
         Assert.DoesNotContain(urls, u => u.Contains(world.AcmeKey, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Admin_ProvidersReportTheirOwnCost_ComparedWithOurPriceTable_StaleOnesFlagged()
+    {
+        // Four deployments answer with the same recorded OpenRouter bytes (usage.cost 0.000687 for 94 uncached input,
+        // 100 cache-write and 2 output tokens), each priced differently in our table; a fifth provider states no cost.
+        await using var openRouter = await FixtureServer.StartAsync(
+            "Providers/OpenAI/Fixtures/openrouter-cache-write.json", "Providers/OpenAI/Fixtures/openrouter-cache-write.sse", Ct);
+        await using var plain = await FakeUpstream.StartAsync("sk-plain", Ct);
+        var deployments = new (string Provider, decimal Input, decimal Output, decimal? CacheWrite)[]
+        {
+            ("openrouter", 2m, 10m, 2.5m),              // 458 µ$: the provider charges half as much again
+            ("openrouter-close", 3.05m, 15m, 3.75m),    // 691.7 µ$: 0.7 % off, within the threshold
+            ("openrouter-dear", 4m, 15m, 3.75m),        // 781 µ$: we price it 12 % too high
+            ("openrouter-unpriced", 3m, 15m, null),     // no cache-write rate: our cost is unknown
+        };
+        var providers = new JsonObject { ["plain"] = Configs.Provider(plain.BaseUrl, "PLAIN_KEY") };
+        var models = new JsonObject { ["plain/gpt-4o"] = Configs.Model("plain", "upstream-plain", 1m, 2m) };
+        var routes = new JsonObject { ["gpt-4o"] = Configs.Route("cheapest", "plain/gpt-4o") };
+        foreach (var (provider, input, output, cacheWrite) in deployments)
+        {
+            providers[provider] = Configs.Provider(openRouter.BaseUrl, "OPENROUTER_KEY");
+            var model = Configs.Model(provider, "anthropic/claude-sonnet-4", input, output);
+            if (cacheWrite is not null)
+            {
+                model["cacheWrite5mPerMillion"] = cacheWrite;
+            }
+
+            models[$"{provider}/sonnet"] = model;
+            routes[provider] = Configs.Route("cheapest", $"{provider}/sonnet");
+        }
+
+        var config = new JsonObject { ["providers"] = providers, ["models"] = models, ["routes"] = routes };
+        var secrets = new Dictionary<string, string> { ["OPENROUTER_KEY"] = "sk-or", ["PLAIN_KEY"] = "sk-plain" };
+        await using var gateway = await TestGateway.StartAsync(config, secrets, cancellationToken: Ct);
+        foreach (var route in new[] { "openrouter", "openrouter", "openrouter-close", "openrouter-dear", "openrouter-unpriced", "gpt-4o" })
+        {
+            using var response = await gateway.Client.PostAsJsonAsync("v1/chat/completions", GatewayScenario.ChatBody(route), Ct);
+            Assert.True(response.IsSuccessStatusCode, $"{route}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(Ct)}");
+        }
+
+        await using var context = await chromium.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+
+        await LogInAsync(page, gateway, TestGateway.AdminKeyValue);
+        var (from, to) = await PeriodAsync(page);
+        var byProvider = (await gateway.Admin.GetFromJsonAsync<JsonObject>($"admin/reports/usage?from={from}&to={to}&groupBy=provider", Ct))!;
+        var comparison = page.Locator("[data-table=provider-cost]");
+        await comparison.ScrollIntoViewIfNeededAsync();
+        await Chromium.ScreenshotAsync(page, "dashboard-admin-provider-cost");
+
+        // One row per provider that stated a cost, each with the report's exact figures; the plain provider has none.
+        await Assertions.Expect(comparison.Locator("tbody tr")).ToHaveCountAsync(4);
+        await Assertions.Expect(comparison.Locator("tr[data-provider=plain]")).ToHaveCountAsync(0);
+        foreach (var row in byProvider["rows"]!.AsArray().Where(r => (string)r!["provider"]! != "plain"))
+        {
+            var selector = $"[data-table=provider-cost] tr[data-provider='{(string)row!["provider"]!}']";
+            await AssertShownAsync(page, $"{selector} [data-field=providerReportedCostRequests]", row["providerReportedCostRequests"]);
+            await AssertShownAsync(page, $"{selector} [data-field=providerReportedCostUsd]", row["providerReportedCostUsd"]);
+        }
+
+        await AssertComparisonAsync(comparison, "openrouter", ["openrouter", "2", "$0.001374", "$0.000916", "+$0.000458", "+50%", "Price table may be stale."], stale: true);
+        await AssertComparisonAsync(comparison, "openrouter-close", ["openrouter-close", "1", "$0.000687", "$0.0006917", "-$0.0000047", "-0.7%", "Agrees within 1%."], stale: false);
+        await AssertComparisonAsync(comparison, "openrouter-dear", ["openrouter-dear", "1", "$0.000687", "$0.000781", "-$0.000094", "-12%", "Price table may be stale."], stale: true);
+
+        // Our cost of that row is unknown: shown as unknown, never as 0 or as a difference from 0.
+        await AssertComparisonAsync(comparison, "openrouter-unpriced", ["openrouter-unpriced", "1", "$0.000687", "unknown", "unknown", "unknown", "Cannot compare: our price of some of these requests is unknown."], stale: false);
+        Assert.False(byProvider["rows"]!.AsArray().Single(r => (string)r!["provider"]! == "openrouter-unpriced")!.AsObject().ContainsKey("costUsdWhereProviderReported"));
+        await Assertions.Expect(comparison.Locator("tr[data-provider=openrouter-unpriced] [data-field=costUsdWhereProviderReported]")).ToHaveAttributeAsync("data-value", string.Empty);
     }
 
     [Fact]
@@ -253,6 +328,14 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
             "chart => [...document.querySelectorAll(`svg[data-chart='${chart}'] rect.bar`)].map(r => [r.dataset.day, r.dataset.series, r.dataset.value])",
             chart);
         return [.. raw.Select(b => $"{b[0]}|{b[1]}|{decimal.Parse(b[2], NumberStyles.Float, CultureInfo.InvariantCulture)}").Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>One provider's row of the reported-cost comparison: its cells' text in order, and whether it is flagged.</summary>
+    private static async Task AssertComparisonAsync(ILocator comparison, string provider, string[] cells, bool stale)
+    {
+        var row = comparison.Locator($"tr[data-provider='{provider}']");
+        await Assertions.Expect(row.Locator("td")).ToHaveTextAsync(cells);
+        Assert.Equal(stale, await row.GetAttributeAsync("data-stale") is not null);
     }
 
     private static Task<int> FetchStatusAsync(IPage page, string path) =>

@@ -2,10 +2,16 @@
 // and, refreshed live, /providers.
 import { getJson } from './api.js';
 import { el, table, value, panel } from './dom.js';
-import { money, integer, percent, ratioPercent, time } from './format.js';
+import { money, integer, percent, ratioPercent, time, subtract, percentOf, isBeyondPercent, signed, unknownIfAbsent } from './format.js';
 import { daysBetween, seriesFrom, stackedBars, lines } from './charts.js';
 
 const HEALTH_REFRESH_MS = 5000;
+
+// A threshold rather than any difference at all: the two figures are rounded separately per request (ours to the
+// picodollar, a provider's to whatever digits it sends), and a rate that really changed is usually off by far more.
+// A provider that rounds tiny requests coarsely can still cross it; the hint says "may" for that reason.
+const STALE_PRICE_PERCENT = 1;
+
 let healthTimer = null;
 
 function unwrap(settled) {
@@ -22,10 +28,11 @@ function card(label, text, format, total) {
 
 export async function renderAdmin(content, period) {
   const range = `from=${encodeURIComponent(period.from)}&to=${encodeURIComponent(period.to)}`;
-  const [byDay, byDayModel, byDayProvider, byTenant, savings, margin, tenants, invoices] = await Promise.allSettled([
+  const [byDay, byDayModel, byDayProvider, byProvider, byTenant, savings, margin, tenants, invoices] = await Promise.allSettled([
     getJson(`/admin/reports/usage?${range}&groupBy=day`),
     getJson(`/admin/reports/usage?${range}&groupBy=day,model`),
     getJson(`/admin/reports/usage?${range}&groupBy=day,provider`),
+    getJson(`/admin/reports/usage?${range}&groupBy=provider`),
     getJson(`/admin/reports/usage?${range}&groupBy=tenant`),
     getJson(`/admin/reports/savings?${range}&groupBy=day`),
     getJson(`/admin/reports/margin?${range}&groupBy=tenant`),
@@ -67,6 +74,7 @@ export async function renderAdmin(content, period) {
         stackedBars('spend-by-provider', 'Spend per day by provider (USD)', days, seriesFrom(provider, 'provider', 'costUsd'), money),
       ];
     }),
+    ...reportedCostPanel(byProvider),
     panel('tokens', 'Tokens per day', () =>
       stackedBars('tokens-by-model', 'Tokens per day by model', days, seriesFrom(unwrap(byDayModel).rows, 'model', 'totalTokens'), integer)),
     panel('savings', 'Savings against baseline', () => {
@@ -107,6 +115,67 @@ export async function renderAdmin(content, period) {
     panel('invoices', 'Invoices', () => invoiceTable(unwrap(invoices).invoices, id => `/admin/invoices/${encodeURIComponent(id)}.html`, tenantLabel)),
   );
   await refreshHealth();
+}
+
+/** A report row (one provider) in which at least one request carried the provider's own cost. */
+function hasReportedCost(row) {
+  return row.providerReportedCostUsd !== undefined && row.providerReportedCostUsd !== null;
+}
+
+/**
+ * What providers that state their own charge (OpenRouter's usage.cost) said, against our price table over the same
+ * requests. No panel at all when none did in the period, since most providers never say and an empty table or
+ * zeros would read as "they agree"; a panel with the error when the report could not be read.
+ */
+function reportedCostPanel(byProvider) {
+  if (byProvider.status === 'fulfilled' && !byProvider.value.rows.some(hasReportedCost)) {
+    return [];
+  }
+
+  return [panel('provider-cost', "Providers' own cost against our price table", () => {
+    const rows = unwrap(byProvider).rows.filter(hasReportedCost).map(compareReportedCost);
+    return [
+      el('p', { class: 'hint' },
+        "Providers that state their own charge for an answer (OpenRouter's usage.cost), over the requests where they did. Difference = what the provider said − our price, "
+        + `as a percentage of ours; beyond ${STALE_PRICE_PERCENT}% either way it is flagged. Invoices, margin and budgets use our price only.`),
+      table('provider-cost', [
+        { title: 'Provider', cell: r => r.provider ?? '(none)' },
+        { title: 'Requests with a reported cost', num: true, cell: r => value(r.providerReportedCostRequests, integer, { 'data-field': 'providerReportedCostRequests' }) },
+        { title: 'Provider says', num: true, cell: r => value(r.providerReportedCostUsd, money, { 'data-field': 'providerReportedCostUsd' }) },
+        { title: 'Our price table', num: true, cell: r => value(r.costUsdWhereProviderReported, unknownIfAbsent(money), { 'data-field': 'costUsdWhereProviderReported' }) },
+        { title: 'Difference', num: true, cell: r => value(r.differenceUsd, unknownIfAbsent(signed(money)), { 'data-field': 'differenceUsd' }) },
+        // Unknown when our cost is; "–" (no percentage of nothing) when our price of those requests is 0.
+        { title: 'Difference %', num: true, cell: r => value(r.differencePercent, r.differenceUsd === undefined ? unknownIfAbsent(percent) : signed(percent), { 'data-field': 'differencePercent' }) },
+        { title: 'Note', cell: r => reportedCostNote(r) },
+      ], rows, r => ({ 'data-provider': r.provider, 'data-stale': r.stale })),
+    ];
+  })];
+}
+
+/** The row with the difference, its percentage of our price (null when ours is 0) and whether it is beyond the threshold. */
+function compareReportedCost(row) {
+  const ours = row.costUsdWhereProviderReported;
+  if (ours === undefined || ours === null) {
+    return { ...row, stale: false };
+  }
+
+  const differenceUsd = subtract(row.providerReportedCostUsd, ours);
+  return {
+    ...row,
+    differenceUsd,
+    differencePercent: percentOf(differenceUsd, ours),
+    stale: isBeyondPercent(differenceUsd, ours, STALE_PRICE_PERCENT),
+  };
+}
+
+function reportedCostNote(row) {
+  if (row.differenceUsd === undefined) {
+    return el('span', { 'data-field': 'note' }, 'Cannot compare: our price of some of these requests is unknown.');
+  }
+
+  return row.stale
+    ? el('strong', { class: 'stale', 'data-field': 'note' }, 'Price table may be stale.')
+    : el('span', { 'data-field': 'note' }, `Agrees within ${STALE_PRICE_PERCENT}%.`);
 }
 
 export function invoiceTable(invoices, href, tenantLabel) {

@@ -48,6 +48,33 @@ export function isNegative(text) {
   return value !== null && value.digits < 0n;
 }
 
+const abs = n => (n < 0n ? -n : n);
+
+/**
+ * part as a percentage of whole, as decimal text rounded half away from zero to `decimals` places ("50", "-12.3"),
+ * or null when whole is zero (no percentage of nothing). Exact: BigInt division, no float.
+ */
+export function percentOf(part, whole, decimals = 1) {
+  const [x, y] = align(parseDecimal(part), parseDecimal(whole));
+  if (y === 0n) {
+    return null;
+  }
+
+  const numerator = x * 100n * 10n ** BigInt(decimals);
+  let quotient = numerator / y;
+  if (2n * abs(numerator % y) >= abs(y)) {
+    quotient += (numerator < 0n) === (y < 0n) ? 1n : -1n;
+  }
+
+  return decimalText({ digits: quotient, scale: decimals }).replaceAll(',', '');
+}
+
+/** True when |part| is more than limitPercent (a whole number) percent of |whole|; any non-zero part of a zero whole is. */
+export function isBeyondPercent(part, whole, limitPercent) {
+  const [x, y] = align(parseDecimal(part), parseDecimal(whole));
+  return abs(x) * 100n > abs(y) * BigInt(limitPercent);
+}
+
 /** USD with every decimal the API sent (at least two): "$1,234.5678". */
 export function money(text) {
   if (text === undefined || text === null) {
@@ -61,6 +88,22 @@ export function money(text) {
 
   const formatted = decimalText(value, 2);
   return formatted.startsWith('-') ? '-$' + formatted.slice(1) : '$' + formatted;
+}
+
+/**
+ * Wraps a formatter so that an absent value reads "unknown": for figures the API leaves out because they are not
+ * known (a cost without a price), where "–" could pass for none and 0 would be a wrong number.
+ */
+export function unknownIfAbsent(format) {
+  return text => (text === undefined || text === null ? 'unknown' : format(text));
+}
+
+/** Wraps a formatter so that a value above zero carries a "+": for differences, whose direction is the point. */
+export function signed(format) {
+  return text => {
+    const value = text === undefined || text === null ? null : parseDecimal(text);
+    return (value && value.digits > 0n ? '+' : '') + format(text);
+  };
 }
 
 /** An integer count with thousands separators: "1,234,567". */
