@@ -82,6 +82,12 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
         Assert.Equal(0, (long)usageTotals["providerReportedCostRequests"]!);
         await Assertions.Expect(page.Locator("[data-panel=provider-cost]")).ToHaveCountAsync(0);
         await Assertions.Expect(page.Locator("#content")).Not.ToContainTextAsync("price table may be stale", new() { IgnoreCase = true });
+        // Every price is known: no card, column or chart note about requests of unknown cost.
+        Assert.Equal(0, (long)usageTotals["unknownCostRequests"]!);
+        Assert.Equal(0, (long)savings["totals"]!["unknownCostRequests"]!);
+        Assert.Equal(0, (long)margin["totals"]!["unknownCostRequests"]!);
+        await Assertions.Expect(page.Locator("[data-unknown-for], [data-field=unknownCostRequests]")).ToHaveCountAsync(0);
+        await Assertions.Expect(page.Locator("#content")).Not.ToContainTextAsync("unknown cost");
         // Live: the table is read again from /providers (at least one refresh after the first load).
         await page.WaitForFunctionAsync("() => Number(document.getElementById('health-table').dataset.refreshes) >= 2");
 
@@ -132,6 +138,9 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
 
         Assert.Equal(Bars(byDayModel, "model", "costUsd", rows: "data"), await ChartBarsAsync(page, "spend-by-model"));
         Assert.Equal(Bars(byDayModel, "model", "totalTokens", rows: "data"), await ChartBarsAsync(page, "tokens-by-model"));
+        Assert.Equal(0, (long)totals["unknownCostRequests"]!);
+        await Assertions.Expect(page.Locator("[data-unknown-for], [data-field=unknownCostRequests]")).ToHaveCountAsync(0);
+        await Assertions.Expect(page.Locator("#content")).Not.ToContainTextAsync("unknown cost");
 
         // Limits remaining: the key's monthly tokens (1,000,000) less what it used this month, exactly.
         var limits = byDay["limits"]!;
@@ -236,6 +245,98 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
     }
 
     [Fact]
+    public async Task UnknownCost_RequestsWithoutAPrice_CountedBesideEverySpendFigure_AdminAndTenant()
+    {
+        // d1 has no cached-input price and its provider answers with cached tokens: acme's two requests served there
+        // have an unknown cost, in no sum; globex's one request, served by d0, is priced.
+        await using var world = await DashboardWorld.StartAsync(unpricedCachedInput: true, Ct);
+        await using var adminContext = await chromium.Browser.NewContextAsync();
+        var page = await adminContext.NewPageAsync();
+
+        await LogInAsync(page, world.Gateway, TestGateway.AdminKeyValue);
+        var (from, to) = await PeriodAsync(page);
+        var range = $"from={from}&to={to}";
+        var usage = (await world.AdminJsonAsync($"admin/reports/usage?{range}&groupBy=day", Ct))["totals"]!;
+        var byTenant = await world.AdminJsonAsync($"admin/reports/usage?{range}&groupBy=tenant", Ct);
+        var savingsByDay = await world.AdminJsonAsync($"admin/reports/savings?{range}&groupBy=day", Ct);
+        var savings = savingsByDay["totals"]!;
+        var margin = await world.AdminJsonAsync($"admin/reports/margin?{range}&groupBy=tenant", Ct);
+        await Chromium.ScreenshotAsync(page, "dashboard-admin-unknown-cost");
+        Assert.Equal(2, (long)usage["unknownCostRequests"]!);
+        Assert.Equal(2, (long)savings["unknownCostRequests"]!);
+        Assert.Equal(2, (long)margin["totals"]!["unknownCostRequests"]!);
+
+        // Cards: the known sum as the API says it, and in words under it what the sum leaves out.
+        await AssertShownAsync(page, "[data-total='usage.costUsd']", usage["costUsd"]);
+        await AssertUnknownAsync(page.Locator("[data-unknown-for='usage.costUsd']"), 2, "excludes 2 requests of unknown cost (a price is missing)");
+        foreach (var total in new[] { "savings.savedUsd", "savings.savedPercent" })
+        {
+            await AssertUnknownAsync(page.Locator($"[data-unknown-for='{total}']"), 2, "excludes 2 requests whose cost or baseline is unknown (a price is missing)");
+        }
+
+        foreach (var total in new[] { "margin.marginUsd", "margin.marginPercent" })
+        {
+            await AssertUnknownAsync(page.Locator($"[data-unknown-for='{total}']"), 2, "excludes 2 requests of unknown cost (a price is missing)");
+        }
+
+        // Cards whose figure does not depend on a provider price say nothing more.
+        await Assertions.Expect(page.Locator("[data-unknown-for='usage.priceUsd'], [data-unknown-for='usage.totalTokens']")).ToHaveCountAsync(0);
+
+        // Tables: a column appears because a row has unknown cost; the row of the tenant without any says 0.
+        var topTenants = page.Locator("[data-table=top-tenants]");
+        await Assertions.Expect(topTenants.Locator("thead")).ToContainTextAsync("Requests of unknown cost (not in spend)");
+        await AssertUnknownAsync(topTenants.Locator($"tr[data-tenant='{world.Acme}'] [data-field=unknownCostRequests]"), 2, "2");
+        await AssertUnknownAsync(topTenants.Locator($"tr[data-tenant='{world.Globex}'] [data-field=unknownCostRequests]"), 0, "0");
+        foreach (var row in byTenant["rows"]!.AsArray())
+        {
+            await AssertShownAsync(page, $"[data-table=top-tenants] tr[data-tenant='{(string)row!["tenant"]!}'] [data-field=costUsd]", row["costUsd"]);
+        }
+
+        var marginTable = page.Locator("[data-table=margin]");
+        await Assertions.Expect(marginTable.Locator("thead")).ToContainTextAsync("Requests of unknown cost (not in provider cost)");
+        await AssertUnknownAsync(marginTable.Locator($"tr[data-tenant='{world.Acme}'] [data-field=unknownCostRequests]"), 2, "2");
+        await AssertUnknownAsync(marginTable.Locator($"tr[data-tenant='{world.Globex}'] [data-field=unknownCostRequests]"), 0, "0");
+        await Assertions.Expect(page.Locator("[data-unknown-for='top-tenants-unlisted']")).ToHaveCountAsync(0);
+
+        // Charts: a bar cannot show "unknown", so a note under each cost chart counts what it leaves out, per series
+        // (the model is the name the client asked for: d1 once, gpt-4o once after its failover to d1).
+        var byModel = page.Locator("[data-figure='spend-by-model'] [data-unknown-for='spend-by-model']");
+        await AssertUnknownAsync(byModel.Locator("[data-field=unknownCostRequests]"), 2, "2 requests");
+        await Assertions.Expect(byModel).ToContainTextAsync("of unknown cost (a price is missing) are not in this chart");
+        await Assertions.Expect(byModel).ToContainTextAsync("1 on d1");
+        await Assertions.Expect(byModel).ToContainTextAsync("1 on gpt-4o");
+        var byProvider = page.Locator("[data-figure='spend-by-provider'] [data-unknown-for='spend-by-provider']");
+        await Assertions.Expect(byProvider).ToHaveTextAsync("2 requests of unknown cost (a price is missing) are not in this chart: 2 on p1.");
+        var savingsNote = page.Locator("[data-figure='savings'] [data-unknown-for='savings']");
+        var day = (string)savingsByDay["rows"]!.AsArray().Single(r => (long)r!["unknownCostRequests"]! > 0)!["day"]!;
+        await Assertions.Expect(savingsNote).ToHaveTextAsync($"2 requests whose cost or baseline is unknown (a price is missing) are in neither line: 2 on {day}.");
+        await Assertions.Expect(page.Locator("[data-figure='tokens-by-model'] [data-unknown-for], [data-figure='failures'] [data-unknown-for]")).ToHaveCountAsync(0);
+
+        // The tenant with unknown costs sees its own count beside its spend and under its chart.
+        await using var acmeContext = await chromium.Browser.NewContextAsync();
+        var acmePage = await acmeContext.NewPageAsync();
+        await LogInAsync(acmePage, world.Gateway, world.AcmeKey);
+        var acmeTotals = (await world.TenantJsonAsync(world.AcmeKey, $"v1/usage?{range}&groupBy=day", Ct))["totals"]!;
+        await Chromium.ScreenshotAsync(acmePage, "dashboard-tenant-unknown-cost");
+        Assert.Equal(2, (long)acmeTotals["unknownCostRequests"]!);
+        await AssertShownAsync(acmePage, "[data-total='usage.costUsd']", acmeTotals["costUsd"]);
+        await AssertUnknownAsync(acmePage.Locator("[data-unknown-for='usage.costUsd']"), 2, "excludes 2 requests of unknown cost (a price is missing)");
+        var acmeChart = acmePage.Locator("[data-figure='spend-by-model'] [data-unknown-for='spend-by-model']");
+        await AssertUnknownAsync(acmeChart.Locator("[data-field=unknownCostRequests]"), 2, "2 requests");
+        await Assertions.Expect(acmeChart).ToContainTextAsync("1 on d1");
+        await Assertions.Expect(acmeChart).ToContainTextAsync("1 on gpt-4o");
+
+        // The other tenant's requests were all priced: nothing about unknown cost, and nothing of acme's count.
+        await using var globexContext = await chromium.Browser.NewContextAsync();
+        var globexPage = await globexContext.NewPageAsync();
+        await LogInAsync(globexPage, world.Gateway, world.GlobexKey);
+        Assert.Equal(0, (long)(await world.TenantJsonAsync(world.GlobexKey, $"v1/usage?{range}&groupBy=day", Ct))["totals"]!["unknownCostRequests"]!);
+        await Assertions.Expect(globexPage.Locator("[data-total='usage.costUsd']")).ToHaveCountAsync(1);
+        await Assertions.Expect(globexPage.Locator("[data-unknown-for], [data-field=unknownCostRequests]")).ToHaveCountAsync(0);
+        await Assertions.Expect(globexPage.Locator("#content")).Not.ToContainTextAsync("unknown cost");
+    }
+
+    [Fact]
     public async Task Login_WrongKey_ShowsTheFormAgainWithoutACookie()
     {
         await using var scenario = await GatewayScenario.StartAsync(providers: 1, cancellationToken: Ct);
@@ -336,6 +437,13 @@ public sealed class DashboardBrowserTests(Chromium chromium) : IClassFixture<Chr
         var row = comparison.Locator($"tr[data-provider='{provider}']");
         await Assertions.Expect(row.Locator("td")).ToHaveTextAsync(cells);
         Assert.Equal(stale, await row.GetAttributeAsync("data-stale") is not null);
+    }
+
+    /// <summary>A count of requests of unknown cost: its exact value in data-value, and the words shown.</summary>
+    private static async Task AssertUnknownAsync(ILocator shown, long count, string text)
+    {
+        await Assertions.Expect(shown).ToHaveAttributeAsync("data-value", count.ToString(CultureInfo.InvariantCulture));
+        await Assertions.Expect(shown).ToHaveTextAsync(text);
     }
 
     private static Task<int> FetchStatusAsync(IPage page, string path) =>

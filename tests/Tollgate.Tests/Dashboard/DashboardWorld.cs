@@ -10,7 +10,9 @@ namespace Tollgate.Tests.Dashboard;
 /// <summary>
 /// A gateway with two tenants and real traffic through two fake providers, so every report number is
 /// what the ledger recorded: acme (plan pro) sends 3 answered requests, one of them after a failover,
-/// and 1 refused (unknown model); globex (plan starter) sends 1. Each tenant has one key.
+/// and 1 refused (unknown model); globex (plan starter) sends 1. Each tenant has one key. With
+/// <c>unpricedCachedInput</c>, the second provider answers with cached input tokens that its deployment d1 has no
+/// price for: acme's two requests it serves (one asked for d1, one failed over to it) then have an unknown cost.
 /// </summary>
 internal sealed class DashboardWorld : IAsyncDisposable
 {
@@ -38,9 +40,12 @@ internal sealed class DashboardWorld : IAsyncDisposable
 
     public string GlobexKey { get; }
 
-    public static async Task<DashboardWorld> StartAsync(CancellationToken cancellationToken)
+    public static Task<DashboardWorld> StartAsync(CancellationToken cancellationToken) => StartAsync(unpricedCachedInput: false, cancellationToken);
+
+    public static async Task<DashboardWorld> StartAsync(bool unpricedCachedInput, CancellationToken cancellationToken)
     {
-        var scenario = await GatewayScenario.StartAsync(providers: 2, cancellationToken: cancellationToken);
+        Action<JsonObject>? configure = unpricedCachedInput ? config => config["models"]!["d1"]!.AsObject().Remove("cachedInputPerMillion") : null;
+        var scenario = await GatewayScenario.StartAsync(providers: 2, configure: configure, cancellationToken: cancellationToken);
         try
         {
             var gateway = scenario.Gateway;
@@ -50,7 +55,7 @@ internal sealed class DashboardWorld : IAsyncDisposable
             var globexKey = (string)(await Tenants.CreateKeyAsync(gateway, new { name = "globex-app", tenant = globex }, cancellationToken))["key"]!;
 
             scenario.Fakes[0].Default = FakeBehavior.Ok(promptTokens: 1200, completionTokens: 340);
-            scenario.Fakes[1].Default = FakeBehavior.Ok(promptTokens: 800, completionTokens: 95);
+            scenario.Fakes[1].Default = FakeBehavior.Ok(promptTokens: 800, completionTokens: 95, cachedTokens: unpricedCachedInput ? 500 : 0);
             using (var acmeClient = gateway.NewClient(acmeKey))
             {
                 await ChatAsync(acmeClient, "gpt-4o", HttpStatusCode.OK, cancellationToken);

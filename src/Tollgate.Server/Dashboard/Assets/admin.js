@@ -2,7 +2,7 @@
 // and, refreshed live, /providers.
 import { getJson } from './api.js';
 import { el, table, value, panel } from './dom.js';
-import { money, integer, percent, ratioPercent, time, subtract, percentOf, isBeyondPercent, signed, unknownIfAbsent } from './format.js';
+import { money, integer, percent, ratioPercent, time, subtract, sum, isPositive, counted, percentOf, isBeyondPercent, signed, unknownIfAbsent } from './format.js';
 import { daysBetween, seriesFrom, stackedBars, lines } from './charts.js';
 
 const HEALTH_REFRESH_MS = 5000;
@@ -22,8 +22,52 @@ function unwrap(settled) {
   return settled.value;
 }
 
-function card(label, text, format, total) {
-  return el('div', { class: 'card' }, el('span', { class: 'label' }, label), value(text, format, { class: 'value', 'data-total': total }));
+const requestCount = counted('request', 'requests');
+
+/** What a cost sum leaves out: requests whose cost is unknown because a price is missing (never counted as 0). */
+export const excludesUnknownCost = n => `excludes ${requestCount(n)} of unknown cost (a price is missing)`;
+
+/** The savings report compares only requests whose cost and baseline are both known. */
+const excludesUnknownCostOrBaseline = n => `excludes ${requestCount(n)} whose cost or baseline is unknown (a price is missing)`;
+
+/**
+ * A total. unknown (optional): { count, say } for a sum that leaves out requests of unknown cost; when count is
+ * above zero the card says so in words under the figure (data-unknown-for names the total), else nothing is added.
+ */
+export function card(label, text, format, total, unknown = null) {
+  return el('div', { class: 'card' },
+    el('span', { class: 'label' }, label),
+    value(text, format, { class: 'value', 'data-total': total }),
+    unknown && isPositive(unknown.count) ? value(unknown.count, unknown.say, { class: 'unknown', 'data-unknown-for': total }) : null);
+}
+
+/**
+ * The note under a cost chart: a bar or a point cannot show "unknown", so the requests of unknown cost that it leaves
+ * out are counted in words, per series (a series whose every cost is unknown has no bar and no legend entry).
+ * Null when there are none.
+ */
+export function unknownCostNote(chart, rows, seriesKey, say = 'of unknown cost (a price is missing) are not in this chart') {
+  const bySeries = new Map();
+  for (const row of rows.filter(r => isPositive(r.unknownCostRequests))) {
+    const name = row[seriesKey] || '(none)';
+    bySeries.set(name, sum([bySeries.get(name), row.unknownCostRequests]));
+  }
+
+  if (bySeries.size === 0) {
+    return null;
+  }
+
+  const total = sum(rows.map(r => r.unknownCostRequests));
+  const parts = [...bySeries].map(([name, count]) => `${integer(count)} on ${name}`);
+  return el('p', { class: 'hint unknown', 'data-unknown-for': chart },
+    value(total, requestCount, { 'data-field': 'unknownCostRequests' }), ` ${say}: ${parts.join(', ')}.`);
+}
+
+/** A column counting a row's requests of unknown cost, only when some row has any (a column of zeros is noise). */
+function unknownCostColumn(rows, title) {
+  return rows.some(r => isPositive(r.unknownCostRequests))
+    ? [{ title, num: true, cell: r => value(r.unknownCostRequests, integer, { 'data-field': 'unknownCostRequests' }) }]
+    : [];
 }
 
 export async function renderAdmin(content, period) {
@@ -47,7 +91,7 @@ export async function renderAdmin(content, period) {
     panel('totals', 'Totals', () => {
       const usage = unwrap(byDay).totals;
       const cards = [
-        card('Spend (provider cost)', usage.costUsd, money, 'usage.costUsd'),
+        card('Spend (provider cost)', usage.costUsd, money, 'usage.costUsd', { count: usage.unknownCostRequests, say: excludesUnknownCost }),
         card('Charged beyond plans', usage.priceUsd, money, 'usage.priceUsd'),
         card('Tokens', usage.totalTokens, integer, 'usage.totalTokens'),
         card('Requests', usage.requests, integer, 'usage.requests'),
@@ -55,13 +99,16 @@ export async function renderAdmin(content, period) {
         card('Failovers', usage.failovers, integer, 'usage.failovers'),
       ];
       if (savings.status === 'fulfilled') {
-        cards.push(card('Saved vs baseline', savings.value.totals.savedUsd, money, 'savings.savedUsd'));
-        cards.push(card('Saved %', savings.value.totals.savedPercent, percent, 'savings.savedPercent'));
+        const unknown = { count: savings.value.totals.unknownCostRequests, say: excludesUnknownCostOrBaseline };
+        cards.push(card('Saved vs baseline', savings.value.totals.savedUsd, money, 'savings.savedUsd', unknown));
+        cards.push(card('Saved %', savings.value.totals.savedPercent, percent, 'savings.savedPercent', unknown));
       }
 
       if (margin.status === 'fulfilled') {
-        cards.push(card('Margin', margin.value.totals.marginUsd, money, 'margin.marginUsd'));
-        cards.push(card('Margin %', margin.value.totals.marginPercent, percent, 'margin.marginPercent'));
+        // The margin is revenue less the known provider cost, so it is overstated by whatever the unknown costs are.
+        const unknown = { count: margin.value.totals.unknownCostRequests, say: excludesUnknownCost };
+        cards.push(card('Margin', margin.value.totals.marginUsd, money, 'margin.marginUsd', unknown));
+        cards.push(card('Margin %', margin.value.totals.marginPercent, percent, 'margin.marginPercent', unknown));
       }
 
       return el('div', { class: 'cards' }, cards);
@@ -70,8 +117,10 @@ export async function renderAdmin(content, period) {
       const model = unwrap(byDayModel).rows;
       const provider = unwrap(byDayProvider).rows;
       return [
-        stackedBars('spend-by-model', 'Spend per day by model (USD)', days, seriesFrom(model, 'model', 'costUsd'), money),
-        stackedBars('spend-by-provider', 'Spend per day by provider (USD)', days, seriesFrom(provider, 'provider', 'costUsd'), money),
+        stackedBars('spend-by-model', 'Spend per day by model (USD)', days, seriesFrom(model, 'model', 'costUsd'), money,
+          unknownCostNote('spend-by-model', model, 'model')),
+        stackedBars('spend-by-provider', 'Spend per day by provider (USD)', days, seriesFrom(provider, 'provider', 'costUsd'), money,
+          unknownCostNote('spend-by-provider', provider, 'provider')),
       ];
     }),
     ...reportedCostPanel(byProvider),
@@ -84,7 +133,7 @@ export async function renderAdmin(content, period) {
         lines('savings', `Cost per day against the baseline (${baseline ?? 'route-max'})`, days, [
           { name: 'Baseline cost', values: new Map(rows.map(r => [r.day, r.baselineCostUsd])) },
           { name: 'Actual cost', values: new Map(rows.map(r => [r.day, r.costUsd])) },
-        ], money),
+        ], money, unknownCostNote('savings', rows, 'day', 'whose cost or baseline is unknown (a price is missing) are in neither line')),
       ];
     }),
     panel('failures', 'Failovers and errors per day', () => {
@@ -94,22 +143,37 @@ export async function renderAdmin(content, period) {
         { name: 'Failovers', values: new Map(rows.map(r => [r.day, r.failovers])) },
       ], integer);
     }),
-    panel('margin', 'Margin per tenant', () => table('margin', [
-      { title: 'Tenant', cell: r => tenantLabel(r.tenant) },
-      { title: 'Revenue', num: true, cell: r => value(r.revenueUsd, money) },
-      { title: 'Provider cost', num: true, cell: r => value(r.providerCostUsd, money) },
-      { title: 'Margin', num: true, cell: r => value(r.marginUsd, money, { 'data-field': 'marginUsd' }) },
-      { title: 'Margin %', num: true, cell: r => value(r.marginPercent, percent) },
-    ], unwrap(margin).rows, r => ({ 'data-tenant': r.tenant }))),
-    panel('top-tenants', 'Top tenants by spend', () => {
-      const rows = [...unwrap(byTenant).rows].sort((a, b) => Number(b.costUsd) - Number(a.costUsd)).slice(0, 10);
-      return table('top-tenants', [
+    panel('margin', 'Margin per tenant', () => {
+      const rows = unwrap(margin).rows;
+      return table('margin', [
         { title: 'Tenant', cell: r => tenantLabel(r.tenant) },
-        { title: 'Requests', num: true, cell: r => value(r.requests, integer) },
-        { title: 'Tokens', num: true, cell: r => value(r.totalTokens, integer) },
-        { title: 'Spend', num: true, cell: r => value(r.costUsd, money, { 'data-field': 'costUsd' }) },
-        { title: 'Charged', num: true, cell: r => value(r.priceUsd, money) },
+        { title: 'Revenue', num: true, cell: r => value(r.revenueUsd, money) },
+        { title: 'Provider cost', num: true, cell: r => value(r.providerCostUsd, money) },
+        ...unknownCostColumn(rows, 'Requests of unknown cost (not in provider cost)'),
+        { title: 'Margin', num: true, cell: r => value(r.marginUsd, money, { 'data-field': 'marginUsd' }) },
+        { title: 'Margin %', num: true, cell: r => value(r.marginPercent, percent) },
       ], rows, r => ({ 'data-tenant': r.tenant }));
+    }),
+    panel('top-tenants', 'Top tenants by spend', () => {
+      const all = unwrap(byTenant).rows;
+      const rows = [...all].sort((a, b) => Number(b.costUsd) - Number(a.costUsd)).slice(0, 10);
+      // Ranked by known spend, a tenant whose costs are mostly unknown can fall below the ten shown; its requests of
+      // unknown cost must still be visible somewhere near the ranking.
+      const unlisted = subtract(sum(all.map(r => r.unknownCostRequests)), sum(rows.map(r => r.unknownCostRequests)));
+      return [
+        table('top-tenants', [
+          { title: 'Tenant', cell: r => tenantLabel(r.tenant) },
+          { title: 'Requests', num: true, cell: r => value(r.requests, integer) },
+          { title: 'Tokens', num: true, cell: r => value(r.totalTokens, integer) },
+          { title: 'Spend', num: true, cell: r => value(r.costUsd, money, { 'data-field': 'costUsd' }) },
+          ...unknownCostColumn(rows, 'Requests of unknown cost (not in spend)'),
+          { title: 'Charged', num: true, cell: r => value(r.priceUsd, money) },
+        ], rows, r => ({ 'data-tenant': r.tenant })),
+        isPositive(unlisted)
+          ? el('p', { class: 'hint unknown', 'data-unknown-for': 'top-tenants-unlisted' },
+            value(unlisted, requestCount, { 'data-field': 'unknownCostRequests' }), ' of unknown cost belong to tenants not listed here.')
+          : null,
+      ];
     }),
     healthPanel(),
     panel('invoices', 'Invoices', () => invoiceTable(unwrap(invoices).invoices, id => `/admin/invoices/${encodeURIComponent(id)}.html`, tenantLabel)),

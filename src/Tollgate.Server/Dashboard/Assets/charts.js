@@ -97,21 +97,26 @@ function legend(series) {
   return el('ul', { class: 'legend' }, series.map((s, i) => el('li', { 'data-series': s.name }, el('span', { class: `swatch s${i % COLORS}` }), s.name)));
 }
 
-function figure(name, title, content) {
-  return el('figure', { class: 'chart', 'data-figure': name }, el('figcaption', {}, title), content);
+/**
+ * note (optional) goes under the chart, inside its figure, and also when there is nothing to draw: when every
+ * request of a period had an unknown cost, "Nothing in this period." would otherwise be the whole story.
+ */
+function figure(name, title, content, note) {
+  return el('figure', { class: 'chart', 'data-figure': name }, el('figcaption', {}, title), content, note);
 }
 
 /**
  * Stacked bars per day. series: [{ name, values: Map(day -> decimal text) }]; format(text) labels values.
- * One rect per non-zero (day, series) value, carrying data-day, data-series and data-value.
+ * One rect per non-zero (day, series) value, carrying data-day, data-series and data-value. note: an optional
+ * node shown under the chart, for what the bars leave out.
  */
-export function stackedBars(name, title, days, allSeries, format) {
+export function stackedBars(name, title, days, allSeries, format, note = null) {
   // A series with nothing to draw (e.g. a model whose only requests failed) would be a legend entry without a bar.
   const series = allSeries.filter(s => days.some(day => toNumber(s.values.get(day)) > 0));
   const totals = days.map(day => series.reduce((sum, s) => sum + Math.max(0, toNumber(s.values.get(day))), 0));
   const max = Math.max(0, ...totals);
   if (max <= 0) {
-    return figure(name, title, el('p', { class: 'empty', 'data-chart': name, 'data-empty': true }, 'Nothing in this period.'));
+    return figure(name, title, el('p', { class: 'empty', 'data-chart': name, 'data-empty': true }, 'Nothing in this period.'), note);
   }
 
   const { root, slot, y } = frame(name, title, max, days, format);
@@ -143,14 +148,14 @@ export function stackedBars(name, title, days, allSeries, format) {
 
   const content = document.createDocumentFragment();
   append(content, [root, legend(series)]);
-  return figure(name, title, content);
+  return figure(name, title, content, note);
 }
 
-/** Lines per day, one per series, with a point (and hover title) on every day; missing days are zero. */
-export function lines(name, title, days, series, format) {
+/** Lines per day, one per series, with a point (and hover title) on every day; missing days are zero. note as in stackedBars. */
+export function lines(name, title, days, series, format, note = null) {
   const max = Math.max(0, ...series.flatMap(s => days.map(day => toNumber(s.values.get(day)))));
   if (max <= 0) {
-    return figure(name, title, el('p', { class: 'empty', 'data-chart': name, 'data-empty': true }, 'Nothing in this period.'));
+    return figure(name, title, el('p', { class: 'empty', 'data-chart': name, 'data-empty': true }, 'Nothing in this period.'), note);
   }
 
   const { root, slot, y } = frame(name, title, max, days, format);
@@ -174,5 +179,5 @@ export function lines(name, title, days, series, format) {
 
   const content = document.createDocumentFragment();
   append(content, [root, legend(series)]);
-  return figure(name, title, content);
+  return figure(name, title, content, note);
 }

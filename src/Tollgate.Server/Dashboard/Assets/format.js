@@ -42,6 +42,26 @@ export function subtract(a, b) {
   return decimalText({ digits: x - y, scale }).replaceAll(',', '');
 }
 
+/** The exact sum of decimal texts (an absent one counts as nothing), as decimal text (no grouping). */
+export function sum(texts) {
+  let total = { digits: 0n, scale: 0 };
+  for (const text of texts) {
+    const value = text === undefined || text === null ? null : parseDecimal(text);
+    if (value) {
+      const [x, y, scale] = align(total, value);
+      total = { digits: x + y, scale };
+    }
+  }
+
+  return decimalText(total).replaceAll(',', '');
+}
+
+/** True when the decimal text is above zero; false when it is absent or not a number. */
+export function isPositive(text) {
+  const value = text === undefined || text === null ? null : parseDecimal(text);
+  return value !== null && value.digits > 0n;
+}
+
 /** True when decimal text a is below zero. */
 export function isNegative(text) {
   const value = parseDecimal(text);
@@ -114,6 +134,14 @@ export function integer(text) {
 
   const value = parseDecimal(text);
   return value ? decimalText(value) : String(text);
+}
+
+/** A formatter for a count of things: "1 request", "1,234 requests". */
+export function counted(singular, plural) {
+  return text => {
+    const value = text === undefined || text === null ? null : parseDecimal(text);
+    return `${integer(text)} ${value && value.digits === 1n && value.scale === 0 ? singular : plural}`;
+  };
 }
 
 /** A percentage the API already computed (e.g. savedPercent): "80.5%". */

@@ -4,7 +4,7 @@ import { getJson } from './api.js';
 import { el, table, value, panel } from './dom.js';
 import { money, integer, subtract, isNegative, time } from './format.js';
 import { daysBetween, seriesFrom, stackedBars } from './charts.js';
-import { invoiceTable } from './admin.js';
+import { invoiceTable, card, excludesUnknownCost, unknownCostNote } from './admin.js';
 
 function unwrap(settled) {
   if (settled.status === 'rejected') {
@@ -12,10 +12,6 @@ function unwrap(settled) {
   }
 
   return settled.value;
-}
-
-function card(label, text, format, total) {
-  return el('div', { class: 'card' }, el('span', { class: 'label' }, label), value(text, format, { class: 'value', 'data-total': total }));
 }
 
 /** One row per limit that is set: used, limit and what remains (limit - used, exact; shown as 0 when over). */
@@ -73,15 +69,18 @@ export async function renderTenant(content, period, session) {
     panel('totals', 'Your usage', () => {
       const totals = unwrap(byDay).totals;
       return el('div', { class: 'cards' },
-        card('Spend (provider cost)', totals.costUsd, money, 'usage.costUsd'),
+        card('Spend (provider cost)', totals.costUsd, money, 'usage.costUsd', { count: totals.unknownCostRequests, say: excludesUnknownCost }),
         card('Charged beyond plan', totals.priceUsd, money, 'usage.priceUsd'),
         card('Tokens', totals.totalTokens, integer, 'usage.totalTokens'),
         card('Requests', totals.requests, integer, 'usage.requests'),
         card('Errors', totals.errors, integer, 'usage.errors'));
     }),
     panel('limits', 'Limits remaining', () => limitsPanel(unwrap(byDay).limits)),
-    panel('spend', 'Spend per day', () =>
-      stackedBars('spend-by-model', 'Spend per day by model (USD)', days, seriesFrom(unwrap(byDayModel).data, 'model', 'costUsd'), money)),
+    panel('spend', 'Spend per day', () => {
+      const rows = unwrap(byDayModel).data;
+      return stackedBars('spend-by-model', 'Spend per day by model (USD)', days, seriesFrom(rows, 'model', 'costUsd'), money,
+        unknownCostNote('spend-by-model', rows, 'model'));
+    }),
     panel('tokens', 'Tokens per day', () =>
       stackedBars('tokens-by-model', 'Tokens per day by model', days, seriesFrom(unwrap(byDayModel).data, 'model', 'totalTokens'), integer)),
     panel('invoices', 'Your invoices', () => invoiceTable(unwrap(invoices).invoices, id => `/v1/invoices/${encodeURIComponent(id)}.html`, own)),
