@@ -25,6 +25,40 @@ public static class CostCalculator
     }
 
     /// <summary>
+    /// What a budget counts for usage whose <see cref="Cost"/> is unknown: each bucket at its own rate, and each bucket
+    /// without one at the dearest rate the deployment lists. It assumes no missing rate is dearer than every listed one
+    /// (cache reads and writes cost less than output at every provider Tollgate knows), which is what makes it safe to
+    /// count against a limit where 0 would let the budget be overspent. The ledger keeps the cost unknown; this figure
+    /// is for limits only. Null when the deployment lists no rate at all.
+    /// </summary>
+    public static decimal? Bound(DeploymentPrices prices, UsageBuckets usage)
+    {
+        decimal? dearest = null;
+        foreach (var rate in (ReadOnlySpan<decimal?>)[prices.InputPerMillion, prices.CachedInputPerMillion, prices.CacheWrite5mPerMillion,
+                     prices.CacheWrite1hPerMillion, prices.OutputPerMillion, prices.ReasoningOutputPerMillion])
+        {
+            if (rate is { } r && (dearest is null || r > dearest))
+            {
+                dearest = r;
+            }
+        }
+
+        if (dearest is null)
+        {
+            return null;
+        }
+
+        var total = 0m;
+        TryAdd(ref total, usage.InputUncached, prices.InputPerMillion ?? dearest);
+        TryAdd(ref total, usage.InputCached, prices.CachedInputPerMillion ?? dearest);
+        TryAdd(ref total, usage.CacheWrite5m, prices.CacheWrite5mPerMillion ?? dearest);
+        TryAdd(ref total, usage.CacheWrite1h, prices.CacheWrite1hPerMillion ?? dearest);
+        TryAdd(ref total, usage.OutputText, prices.OutputPerMillion ?? dearest);
+        TryAdd(ref total, usage.OutputReasoning, prices.ReasoningOutputPerMillion ?? prices.OutputPerMillion ?? dearest);
+        return total;
+    }
+
+    /// <summary>
     /// The default savings baseline: what <paramref name="usage"/> would have cost on the most expensive of
     /// <paramref name="candidates"/> (the route's premium choice). Candidates whose price for these buckets is
     /// unknown are left out; null when none is known.

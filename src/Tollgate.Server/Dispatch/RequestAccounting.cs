@@ -64,7 +64,8 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
         {
             try
             {
-                await limiter.AddExtraCostAsync(reservation, cost ?? 0m).ConfigureAwait(false);
+                // An unknown cost is never counted as 0 against a budget: its bound is (see CostCalculator.Bound).
+                await limiter.AddExtraCostAsync(reservation, cost ?? CostCalculator.Bound(deployment.Prices, usage.Buckets) ?? reservation.CostUsd).ConfigureAwait(false);
             }
             catch (Exception ex) when (IsStorageFailure(ex))
             {

@@ -15,9 +15,10 @@ namespace Tollgate.Tests.Routing;
 /// </summary>
 public sealed class TaskRoutingGatewayTests
 {
-    private static Task<GatewayScenario> StartAsync(CancellationToken cancellationToken) =>
+    private static Task<GatewayScenario> StartAsync(CancellationToken cancellationToken, Action<JsonObject>? alsoConfigure = null) =>
         GatewayScenario.StartAsync(providers: 3, configure: config =>
         {
+            alsoConfigure?.Invoke(config);
             var models = config["models"]!.AsObject();
             for (var i = 0; i < 3; i++)
             {
@@ -433,6 +434,35 @@ public sealed class TaskRoutingGatewayTests
         Assert.Equal(HttpStatusCode.TooManyRequests, escalating.StatusCode);
         Assert.Equal("budget_exceeded", (string)(await escalating.Content.ReadFromJsonAsync<JsonObject>(ct))!["error"]!["code"]!);
         Assert.Equal(1, scenario.Fakes.Sum(f => f.RequestCount));
+    }
+
+    [Fact]
+    public async Task Verify_AnEscalatedAnswerOfUnknownCost_CountsAgainstTheBudgetAtItsBound_NotAsZero()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var scenario = await StartAsync(ct, config => config["models"]!["d0"]!.AsObject().Remove("cachedInputPerMillion"));
+        var tenant = await Tenants.CreateAsync(scenario.Gateway, "tight-co", "tight", ct);
+        var key = (string)(await Tenants.CreateKeyAsync(scenario.Gateway, new { name = "k", tenant }, ct))["key"]!;
+        using var client = scenario.Gateway.NewClient(key);
+
+        // d0 lists no cached-input price, so its answer with 5 cached tokens has an unknown cost; it fails the schema
+        // and is escalated to d1, whose answer is priced exactly.
+        scenario.Fakes[0].Enqueue(FakeBehavior.Ok("""{"answer":"forty-two"}""", cachedTokens: 5));
+        scenario.Fakes[1].Enqueue(FakeBehavior.Ok("""{"answer":42}"""));
+        var body = SchemaBody();
+        body["max_tokens"] = 10;
+
+        using var response = await client.PostAsync("v1/chat/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"), ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("p1", Header(response, "x-tollgate-provider"));
+        var rows = await Tenants.QueryAsync(scenario.Gateway.DataDirectory, "SELECT deployment, attempt_kind, cost_pusd FROM ledger ORDER BY seq", ct);
+        Assert.Equal([["d0", "escalated", null], ["d1", null, (12 * 2_000_000L) + (7 * 4_000_000L)]], rows);
+
+        // The budget counts d1's cost, and d0's at its bound: 7 uncached at $1/M, and the 5 cached at d0's dearest
+        // listed rate ($2/M, its output), with 7 output at $2/M. Counting the unknown as 0 would read 0.000052.
+        var limits = (await client.GetFromJsonAsync<JsonObject>("v1/usage", ct))!["limits"]!;
+        Assert.Equal(0.000052m + 0.000031m, (decimal)limits["tenantMonthCostUsd"]!);
     }
 
     [Fact]
