@@ -19,6 +19,32 @@ public sealed class CostCalculatorTests
     }
 
     [Fact]
+    public void Bound_EveryRateListed_IsTheCostItself()
+    {
+        var prices = DeploymentPrices.Of(2.50m, 1.25m, 10.00m);
+        var usage = new OpenAIWireUsage(1_000, 300, 400, 100).ToBuckets();
+
+        Assert.Equal(CostCalculator.Cost(prices, usage), CostCalculator.Bound(prices, usage));
+    }
+
+    [Fact]
+    public void Bound_ABucketWithoutARate_IsCountedAtTheDearestListedRate()
+    {
+        // Cached input and 1-hour cache writes have no rate; output ($15/M) is the dearest listed.
+        var prices = new DeploymentPrices(3m, null, 3.75m, null, 15m);
+        var usage = new UsageBuckets(100, 200, 300, 400, 50, 0);
+
+        Assert.Null(CostCalculator.Cost(prices, usage));
+        Assert.Equal((100 * 3m + 200 * 15m + 300 * 3.75m + 400 * 15m + 50 * 15m) / 1_000_000m, CostCalculator.Bound(prices, usage));
+    }
+
+    [Fact]
+    public void Bound_NoRateListedAtAll_IsUnknown()
+    {
+        Assert.Null(CostCalculator.Bound(new DeploymentPrices(null, null, null, null, null), new UsageBuckets(10, 0, 0, 0, 5, 0)));
+    }
+
+    [Fact]
     public void Cost_CachedTokensWithoutCachedPrice_IsUnknownNotZero()
     {
         var prices = DeploymentPrices.Of(1m, null, 2m);
