@@ -156,7 +156,10 @@ internal sealed class RequestAccounting(HttpContext context, ClientKeyFeature ca
                 }
                 else
                 {
-                    price = await limiter.SettleAsync(reservation, usage.Buckets.Total, cost).ConfigureAwait(false);
+                    // An unknown cost settles at its bound (see CostCalculator.Bound), not at the reservation's worst
+                    // case, which also covers attempts that are counted on their own (AddExtraCostAsync).
+                    var counted = cost ?? (Served is { } served ? CostCalculator.Bound(served.Prices, usage.Buckets) : null);
+                    price = await limiter.SettleAsync(reservation, usage.Buckets.Total, counted).ConfigureAwait(false);
                 }
             }
             catch (Exception ex) when (IsStorageFailure(ex))

@@ -466,6 +466,30 @@ public sealed class TaskRoutingGatewayTests
     }
 
     [Fact]
+    public async Task Budget_AnAnswerOfUnknownCost_CountsAtItsBound_NotAtTheReservedWorstCase()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var scenario = await StartAsync(ct, config => config["models"]!["d0"]!.AsObject().Remove("cachedInputPerMillion"));
+        var tenant = await Tenants.CreateAsync(scenario.Gateway, "tight-co", "tight", ct);
+        var key = (string)(await Tenants.CreateKeyAsync(scenario.Gateway, new { name = "k", tenant }, ct))["key"]!;
+        using var client = scenario.Gateway.NewClient(key);
+        scenario.Fakes[0].Enqueue(FakeBehavior.Ok("hello", cachedTokens: 5));
+        var body = GatewayScenario.ChatBody();
+        body["max_tokens"] = 100;
+
+        using var response = await client.PostAsync("v1/chat/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"), ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("p0", Header(response, "x-tollgate-provider"));
+        Assert.Equal("unknown", Header(response, "x-tollgate-cost-usd"));
+
+        // 7 uncached at $1/M, the 5 cached at d0's dearest listed rate ($2/M), 7 output at $2/M. The reservation held
+        // the prompt and 100 output tokens at d0's rates: more than the answer used.
+        var limits = (await client.GetFromJsonAsync<JsonObject>("v1/usage", ct))!["limits"]!;
+        Assert.Equal(0.000031m, (decimal)limits["tenantMonthCostUsd"]!);
+    }
+
+    [Fact]
     public async Task Providers_ShowsTierAndLiveLatencyFromRealTraffic()
     {
         var ct = TestContext.Current.CancellationToken;
