@@ -93,8 +93,8 @@ public interface IUsageLimiter
     ValueTask AddExtraCostAsync(Reservation reservation, decimal costUsd);
 
     /// <summary>
-    /// Replaces the reservation with what was used. An unknown real cost keeps the reserved cost (the conservative
-    /// choice). Returns what the tenant is charged: tokens beyond the plan's included tokens this month at the plan's
+    /// Replaces the reservation with what was used. A null cost keeps the reserved cost (the conservative choice when
+    /// nothing better is known; the dispatcher passes an unknown cost's bound instead, see CostCalculator.Bound). Returns what the tenant is charged: tokens beyond the plan's included tokens this month at the plan's
     /// overage price, in picodollars.
     /// </summary>
     ValueTask<long> SettleAsync(Reservation reservation, long tokens, decimal? costUsd);
