@@ -151,7 +151,7 @@ public sealed class GatewayStorage : IAsyncDisposable
         }
 
         _disposed = true;
-        foreach (var store in new object[] { Keys, Tenants, Ledger, Billing })
+        foreach (var store in new object[] { Keys, Tenants, Ledger, Billing, Limiter })
         {
             switch (store)
             {

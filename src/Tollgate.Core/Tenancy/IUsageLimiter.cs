@@ -104,4 +104,12 @@ public interface IUsageLimiter
 
     /// <summary>Month-to-date settled tokens and cost of a tenant and of one of its keys.</summary>
     ValueTask<MonthToDate> MonthToDateAsync(string tenantId, string keyId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Whether the counters of a scope (<paramref name="keyId"/> null: the tenant's) still owe the reset that a saved
+    /// change of its limits or plan asked for, because the store that keeps them apart from the data (Redis) could not
+    /// be reached. The limiter carries it out once that store answers again, before it reads those counters. Always
+    /// false where the counters are reset with the change itself (in memory, in the database).
+    /// </summary>
+    bool OwesCounterReset(string tenantId, string? keyId) => false;
 }

@@ -230,6 +230,7 @@ public static class TollgateCommandLine
             }
 
             output.WriteLine(JsonSerializer.Serialize(KeysEndpoints.ToEntry(updated), ServerJsonContext.Default.KeyEntry));
+            WarnIfCountersOwed(stores, error, updated.TenantId, updated.Id);
             return 0;
         }, ct));
 
@@ -298,6 +299,11 @@ public static class TollgateCommandLine
             }
 
             output.WriteLine(JsonSerializer.Serialize(TenantsEndpoints.ToResponse(tenant, stores.Options), ServerJsonContext.Default.TenantResponse));
+            if (plan is not null)
+            {
+                WarnIfCountersOwed(stores, error, tenant.Id, keyId: null);
+            }
+
             return 0;
         }, ct));
 
@@ -418,7 +424,7 @@ public static class TollgateCommandLine
 
         await using (storage.ConfigureAwait(false))
         {
-            return await action(new CliStores(options, storage.Keys, storage.Tenants, storage.Ledger)).ConfigureAwait(false);
+            return await action(new CliStores(options, storage.Keys, storage.Tenants, storage.Ledger, storage.Limiter)).ConfigureAwait(false);
         }
     }
 
@@ -457,7 +463,19 @@ public static class TollgateCommandLine
         $"The database could not be opened ({storage.Description}): {ex.Message}";
 
     /// <summary>What a management verb works on: the same database a running server uses.</summary>
-    private sealed record CliStores(TollgateOptions Options, IKeyStore Keys, ITenantStore Tenants, ILedgerStore Ledger);
+    private sealed record CliStores(TollgateOptions Options, IKeyStore Keys, ITenantStore Tenants, ILedgerStore Ledger, IUsageLimiter Limiter);
+
+    /// <summary>
+    /// A change saved while Redis was lost (after the start-up check found it) still owes the reset of its counters,
+    /// and this process, which would carry it out, is about to end: the operator has to run the command again.
+    /// </summary>
+    private static void WarnIfCountersOwed(CliStores stores, TextWriter error, string tenantId, string? keyId)
+    {
+        if (stores.Limiter.OwesCounterReset(tenantId, keyId))
+        {
+            error.WriteLine("Warning: the change is saved, but Redis could not be reached to reset the limit counters it affects. Run the same command again once Redis answers; until then the counters may miss usage from the ledger.");
+        }
+    }
 
     private static bool TryLoad(ParseResult result, TextWriter error, out TollgateOptions options, out SecretSource secrets)
     {

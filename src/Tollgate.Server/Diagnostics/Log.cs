@@ -45,6 +45,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 3004, Level = LogLevel.Information, Message = "Admin: tenant {TenantId} created or changed (plan {Plan}, suspended {Suspended})")]
     public static partial void TenantChanged(ILogger logger, string tenantId, string plan, bool suspended);
 
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Warning, Message = "Admin: the limits of {Scope} are saved, but their counters in Redis could not be reset (unreachable); this instance resets them when Redis answers again")]
+    public static partial void CounterResetOwed(ILogger logger, string scope);
+
     [LoggerMessage(EventId = 4000, Level = LogLevel.Error, Message = "Ledger: a batch of {Count} rows could not be committed")]
     public static partial void LedgerWriteFailed(ILogger logger, Exception exception, int count);
 

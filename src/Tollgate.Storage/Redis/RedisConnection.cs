@@ -35,6 +35,12 @@ public sealed class RedisConnection : IAsyncDisposable
         Description = $"Redis at {endpoint}" + (_options.DefaultDatabase is { } db ? string.Create(CultureInfo.InvariantCulture, $" (database {db})") : string.Empty);
     }
 
+    /// <summary>
+    /// Raised, on a thread of the pool, when the connection that carries commands comes back after Redis could not be
+    /// reached: whatever waited for Redis can be done now rather than at the next request.
+    /// </summary>
+    public event EventHandler? Restored;
+
     /// <summary>Where the counters are, for start-up messages: host, port and database number, never the password.</summary>
     public string Description { get; }
 
@@ -53,7 +59,7 @@ public sealed class RedisConnection : IAsyncDisposable
             // again by the next request rather than remembered for the life of the process.
             if (_multiplexer is null || _multiplexer.IsFaulted || _multiplexer.IsCanceled)
             {
-                _multiplexer = ConnectionMultiplexer.ConnectAsync(_options);
+                _multiplexer = ConnectAsync();
             }
 
             connecting = _multiplexer;
@@ -96,6 +102,23 @@ public sealed class RedisConnection : IAsyncDisposable
         if (connecting is { IsCompletedSuccessfully: true })
         {
             await connecting.Result.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task<ConnectionMultiplexer> ConnectAsync()
+    {
+        var multiplexer = await ConnectionMultiplexer.ConnectAsync(_options).ConfigureAwait(false);
+        multiplexer.ConnectionRestored += OnConnectionRestored;
+        return multiplexer;
+    }
+
+    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
+    {
+        // The subscription connection comes back too, but no command of ours runs on it.
+        if (e.ConnectionType == ConnectionType.Interactive && Restored is { } restored)
+        {
+            // Off the multiplexer's thread: a handler that sends commands must not hold up its reconnection.
+            ThreadPool.QueueUserWorkItem(_ => restored(this, EventArgs.Empty));
         }
     }
 

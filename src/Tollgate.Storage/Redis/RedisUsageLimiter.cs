@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using StackExchange.Redis;
 using Tollgate.Configuration;
@@ -22,8 +21,11 @@ namespace Tollgate.Storage.Redis;
 /// If Redis is unreachable, reservations fail closed (503 <c>limits_unavailable</c>) and a request already answered is
 /// still settled: its overage is priced from the ledger, and once Redis answers again its hold is released and its
 /// counters are made again from the ledger (by this instance; if it stops first, the hold expires by itself).
+/// A change of limits or plan that PostgreSQL committed while Redis could not be reached owes the forget of that
+/// scope's counters (<see cref="ForgetAsync"/>); it is carried out when Redis reconnects, and before any reservation of
+/// this instance reads that scope's counters. What is owed is kept in this process only.
 /// </remarks>
-public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase database, TimeProvider time) : IUsageLimiter
+public sealed partial class RedisUsageLimiter : IUsageLimiter, IAsyncDisposable
 {
     /// <summary>Longer than any request may run (attempts, hedges and a long stream); a hold older than this is a crashed instance's.</summary>
     public static readonly TimeSpan HoldLifetime = TimeSpan.FromMinutes(30);
@@ -33,14 +35,20 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
     /// <summary>A script that meets an unseeded month counter is run again after seeding; twice is only a race with a reset.</summary>
     private const int SeedAttempts = 3;
 
-    /// <summary>How long a repair waits after its settle: by then the request's ledger row has been committed.</summary>
-    private static readonly TimeSpan RepairDelay = TimeSpan.FromSeconds(2);
+    private readonly RedisConnection _redis;
+    private readonly PostgresDatabase _database;
+    private readonly TimeProvider _time;
 
-    // What Redis missed while it could not be reached: holds of requests that ended (still counted there), and usage
-    // or cost (not counted there). Once Redis answers again, each hold is released and, where usage was missed, its
-    // scopes' month counters are made again from the ledger.
-    private readonly ConcurrentQueue<Repair> _repairs = new();
-    private int _repairing;
+    public RedisUsageLimiter(RedisConnection redis, PostgresDatabase database, TimeProvider time)
+    {
+        _redis = redis;
+        _database = database;
+        _time = time;
+
+        // Every instance's reservations read the same counters: what this one owes is put right as soon as Redis is
+        // back, not when this instance next happens to get a limited request.
+        redis.Restored += (_, _) => _ = RepairWhileRedisAnswersAsync();
+    }
 
     public Task InitializeAsync(ILedgerStore ledger, CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -51,15 +59,23 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
             return new LimitOutcome(refused, null);
         }
 
-        var now = time.GetUtcNow();
-        if (!_repairs.IsEmpty)
-        {
-            await RepairAsync(now).ConfigureAwait(false);
-        }
-
+        var now = _time.GetUtcNow();
         var cost = costUsd is { } c ? Money.RoundToPico(c) : 0m;
         var hold = new Hold(key, plan, tokens, cost, LimitRules.MinuteOf(now), LimitRules.MonthOf(now), Guid.NewGuid().ToString("N"));
-        if (!hold.TenantLimited && !hold.KeyLimited)
+        var limited = hold.TenantLimited || hold.KeyLimited;
+        if (!_repairs.IsEmpty || Volatile.Read(ref _owedScopes) > 0)
+        {
+            if (!limited)
+            {
+                // It reads no counter a repair could make again: it starts the repairs and does not wait for Redis.
+                _ = RepairAsync();
+                return new LimitOutcome(LimitDecision.Allow, hold);
+            }
+
+            await RepairsDoneAsync(hold, now, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (!limited)
         {
             return new LimitOutcome(LimitDecision.Allow, hold);
         }
@@ -116,7 +132,7 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
         catch (RedisUnavailableException)
         {
             // The cost is in the ledger row the caller writes next; the counters get it when they are remade.
-            _repairs.Enqueue(new Repair(hold, time.GetUtcNow() + RepairDelay, Release: false, Remake: true));
+            _repairs.Enqueue(new Repair(hold, _time.GetUtcNow() + RepairDelay, Release: false, Remake: true));
             throw;
         }
     }
@@ -146,13 +162,13 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
         {
             // The answer has been given: it is priced on the tenant's month as the ledger has it, rather than refused
             // for want of a counter. Redis keeps its hold and misses its usage until the repair below runs.
-            _repairs.Enqueue(new Repair(hold, time.GetUtcNow() + RepairDelay, Release: true, Remake: true));
+            _repairs.Enqueue(new Repair(hold, _time.GetUtcNow() + RepairDelay, Release: true, Remake: true));
             if (hold.Plan is null)
             {
                 return 0;
             }
 
-            before = (await PostgresUsageLimiter.LedgerMonthUsageAsync(database, hold.TenantId, null, hold.Month, CancellationToken.None).ConfigureAwait(false)).Tokens;
+            before = (await PostgresUsageLimiter.LedgerMonthUsageAsync(_database, hold.TenantId, null, hold.Month, CancellationToken.None).ConfigureAwait(false)).Tokens;
         }
 
         return hold.Plan is { } plan && before >= 0 ? LimitRules.OveragePicoUsd(plan, before, tokens) : 0L;
@@ -179,84 +195,17 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
         catch (RedisUnavailableException)
         {
             // Nothing was used, and the failed request keeps its ledger row: the hold is released once Redis is back.
-            _repairs.Enqueue(new Repair(hold, time.GetUtcNow(), Release: true, Remake: false));
+            _repairs.Enqueue(new Repair(hold, _time.GetUtcNow(), Release: true, Remake: false));
         }
     }
 
     public ValueTask<MonthToDate> MonthToDateAsync(string tenantId, string keyId, CancellationToken cancellationToken) =>
-        PostgresUsageLimiter.LedgerMonthToDateAsync(database, tenantId, keyId, time.GetUtcNow(), cancellationToken);
-
-    /// <summary>
-    /// Makes a scope's counters again from the ledger on next use: called when a key's limits or a tenant's plan
-    /// change, since a scope without limits keeps no counters and its usage meanwhile is only in the ledger.
-    /// <paramref name="keyId"/> null: the tenant's scope.
-    /// </summary>
-    public async Task ForgetAsync(string tenantId, string? keyId)
-    {
-        var month = LimitRules.MonthOf(time.GetUtcNow());
-
-        // Last month too: a request reserved before midnight on the 1st settles into it.
-        RedisKey[] months = [MonthKey(tenantId, keyId, month), MonthKey(tenantId, keyId, month - 1)];
-        var redisDatabase = await redis.DatabaseAsync().ConfigureAwait(false);
-        try
-        {
-            await redisDatabase.ScriptEvaluateAsync(RedisLimitScripts.Forget, months).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            throw new RedisUnavailableException(redis.Description, ex);
-        }
-    }
-
-    /// <summary>
-    /// Repairs what settles without Redis left behind, once Redis answers again: releases each hold and forgets its
-    /// scopes' month counters, so the next request makes them from the ledger, which has the request's row by then.
-    /// One caller at a time; a Redis still unreachable leaves the rest for the next request.
-    /// </summary>
-    private async Task RepairAsync(DateTimeOffset now)
-    {
-        if (Interlocked.Exchange(ref _repairing, 1) == 1)
-        {
-            return;
-        }
-
-        try
-        {
-            while (_repairs.TryPeek(out var repair) && repair.ReadyAt <= now)
-            {
-                var hold = repair.Hold;
-                if (repair.Release)
-                {
-                    await RunAsync(RedisLimitScripts.Release, hold, [hold.Id, hold.Tokens, Flag(hold.TenantLimited), Flag(hold.KeyLimited)], CancellationToken.None).ConfigureAwait(false);
-                }
-
-                if (repair.Remake && hold.TenantLimited)
-                {
-                    await ForgetAsync(hold.TenantId, null).ConfigureAwait(false);
-                }
-
-                if (repair.Remake && hold.KeyLimited)
-                {
-                    await ForgetAsync(hold.TenantId, hold.KeyId).ConfigureAwait(false);
-                }
-
-                _repairs.TryDequeue(out _);
-            }
-        }
-        catch (RedisUnavailableException)
-        {
-            // Still unreachable: the request at hand finds out for itself, and the repairs wait for the next one.
-        }
-        finally
-        {
-            Volatile.Write(ref _repairing, 0);
-        }
-    }
+        PostgresUsageLimiter.LedgerMonthToDateAsync(_database, tenantId, keyId, _time.GetUtcNow(), cancellationToken);
 
     /// <summary>Runs a script over the hold's keys, seeding the month counters it asks for and running it again.</summary>
     private async Task<RedisResult[]> RunAsync(string script, Hold hold, RedisValue[] arguments, CancellationToken cancellationToken)
     {
-        var redisDatabase = await redis.DatabaseAsync().ConfigureAwait(false);
+        var redisDatabase = await _redis.DatabaseAsync().ConfigureAwait(false);
         RedisKey[] keys =
         [
             $"tollgate:{{{hold.TenantId}}}:holds", $"tollgate:{{{hold.TenantId}}}:hold-info",
@@ -273,7 +222,7 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
-                throw new RedisUnavailableException(redis.Description, ex);
+                throw new RedisUnavailableException(_redis.Description, ex);
             }
 
             if ((string?)result[0] != "seed")
@@ -283,7 +232,7 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
 
             if (attempt == SeedAttempts)
             {
-                throw new RedisUnavailableException(redis.Description, new InvalidOperationException("its month counters were reset again each time they were made"));
+                throw new RedisUnavailableException(_redis.Description, new InvalidOperationException("its month counters were reset again each time they were made"));
             }
 
             await SeedAsync(redisDatabase, hold, [.. result.Skip(1).Select(r => (RedisKey)(string?)r)], cancellationToken).ConfigureAwait(false);
@@ -297,7 +246,7 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
         var arguments = new List<RedisValue>();
         foreach (var month in months)
         {
-            var (tokens, costPico) = await PostgresUsageLimiter.LedgerMonthUsageAsync(database, hold.TenantId, month == tenantMonth ? null : hold.KeyId, hold.Month, cancellationToken).ConfigureAwait(false);
+            var (tokens, costPico) = await PostgresUsageLimiter.LedgerMonthUsageAsync(_database, hold.TenantId, month == tenantMonth ? null : hold.KeyId, hold.Month, cancellationToken).ConfigureAwait(false);
             var (whole, pico) = SplitPico(costPico);
             arguments.AddRange([tokens, whole, pico]);
         }
@@ -310,7 +259,7 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            throw new RedisUnavailableException(redis.Description, ex);
+            throw new RedisUnavailableException(_redis.Description, ex);
         }
     }
 
@@ -357,11 +306,6 @@ public sealed class RedisUsageLimiter(RedisConnection redis, PostgresDatabase da
     private static long Long(RedisResult value) => long.Parse((string)value!, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
 
     private static decimal Usd(RedisResult whole, RedisResult pico) => Long(whole) + (Long(pico) / (decimal)PicoPerUsd);
-
-    /// <summary>What to put right for one request once Redis answers again, from <paramref name="ReadyAt"/> on.</summary>
-    /// <param name="Release">Take its hold off the held totals.</param>
-    /// <param name="Remake">Make its scopes' month counters again from the ledger (usage or cost Redis missed).</param>
-    private sealed record Repair(Hold Hold, DateTimeOffset ReadyAt, bool Release, bool Remake);
 
     private sealed class Hold(ApiKeyRecord key, PlanOptions? plan, long tokens, decimal cost, long minute, long month, string id)
         : Reservation(key, plan, tokens, cost, minute, month)

@@ -1,4 +1,5 @@
 using System.ClientModel;
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -6,6 +7,7 @@ using System.Text.Json.Nodes;
 using Npgsql;
 using OpenAI;
 using OpenAI.Chat;
+using StackExchange.Redis;
 using Tollgate.Tests.Fakes;
 using Tollgate.Tests.Infrastructure;
 using Tollgate.Tests.Storage;
@@ -21,6 +23,8 @@ namespace Tollgate.Tests.EndToEnd;
 public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer redis) : IAsyncLifetime
 {
     private const string AdminKey = "tga-shared-database-test-admin-key";
+
+    private const string WarningHeader = "x-tollgate-warning";
 
     private readonly string _directory = Directory.CreateTempSubdirectory("tollgate-shared-").FullName;
     private FakeUpstream _upstream = null!;
@@ -487,12 +491,11 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
         var degraded = (await probe.GetFromJsonAsync<JsonObject>("health/ready", Ct))!;
         Assert.Equal(("degraded", "ok", "unreachable"), ((string?)degraded["status"], (string?)degraded["database"], (string?)degraded["limitCounters"]));
 
-        // Changing limits needs their counters forgotten in Redis: a clear 503 to retry, not a 500.
+        // Changing limits is saved in PostgreSQL and answered; forgetting the old counters in Redis waits for its return.
         using (var change = await admin.PatchAsJsonAsync($"admin/keys/{(string)limitedKey["id"]!}", new { limits = new { monthlyTokens = 40 } }, Ct))
         {
-            var body = await change.Content.ReadAsStringAsync(Ct);
-            Assert.True(change.StatusCode == HttpStatusCode.ServiceUnavailable && ErrorCode(body) == "storage_unavailable", $"{(int)change.StatusCode}: {body}");
-            Assert.Equal("1", change.Headers.RetryAfter?.ToString());
+            Assert.True(change.StatusCode == HttpStatusCode.OK, $"{(int)change.StatusCode}: {await change.Content.ReadAsStringAsync(Ct)}");
+            Assert.True(change.Headers.Contains(WarningHeader));
         }
 
         // Back, empty (no persistence): the counters are made again from the ledger, so the quota still counts the
@@ -523,6 +526,103 @@ public sealed class SharedDatabaseTests(PostgresServer postgres, RedisServer red
 
         Assert.Equal(1, answered);
         Assert.Equal("ready", (string?)(await probe.GetFromJsonAsync<JsonObject>("health/ready", Ct))!["status"]);
+    }
+
+    [Fact]
+    public async Task LimitsChangedWhileRedisIsCutOff_AreAnsweredWithAWarning_AndCountTheLedgerOnceRedisIsBack()
+    {
+        // Redis keeps running, and keeps its counters; only the gateway's path to it drops for a while.
+        var endpoint = redis.Endpoint.Split(':');
+        await using var cutter = new TcpCutter(new IPEndPoint(IPAddress.Parse(endpoint[0]), int.Parse(endpoint[1], CultureInfo.InvariantCulture)));
+        var counters = redis.NewConnectionString();
+        var database = counters[(counters.IndexOf(',', StringComparison.Ordinal) + 1)..];
+        await WriteConnectionStringAsync($"127.0.0.1:{cutter.Port},{database}");
+        await using var server = StartServer();
+        var url = await server.WaitForListeningAsync(Ct);
+        using var admin = AdminClient(url);
+        using var created = await admin.PostAsJsonAsync("admin/keys", new { name = "limited", limits = new { monthlyTokens = 40 } }, Ct);
+        var key = (await created.Content.ReadFromJsonAsync<JsonObject>(Ct))!;
+        var id = (string)key["id"]!;
+        using var tenantCreated = await admin.PostAsJsonAsync("admin/tenants", new { name = "acme", plan = "team" }, Ct);
+        var tenantId = (string)(await tenantCreated.Content.ReadFromJsonAsync<JsonObject>(Ct))!["id"]!;
+        using (var first = await ChatAsync(url, (string)key["key"]!, Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        }
+
+        // Redis counts the key's first answer (15 tokens) in a month counter made from the ledger.
+        await using var direct = await ConnectionMultiplexer.ConnectAsync(counters + ",allowAdmin=true");
+        var monthCounters = direct.GetServer(redis.Endpoint).KeysAsync(int.Parse(database["defaultDatabase=".Length..], CultureInfo.InvariantCulture), $"tollgate:{{default}}:k:{id}:m:*");
+        async Task<string[]> MonthFieldAsync(string field)
+        {
+            var values = new List<string>();
+            await foreach (var month in monthCounters)
+            {
+                values.Add((string?)await direct.GetDatabase().HashGetAsync(month, field) ?? string.Empty);
+            }
+
+            return [.. values];
+        }
+
+        Assert.Equal(["15"], await MonthFieldAsync("tokens"));
+
+        // Cut off: the limits are lifted, two answers are given without them (counted in the ledger only), and the
+        // limits are set again. Each change is saved and answered as usual, with a warning that the counters are stale.
+        cutter.Cut();
+        using (var lifted = await admin.PatchAsJsonAsync($"admin/keys/{id}", new { limits = (object?)null }, Ct))
+        {
+            await AssertSavedWithWarningAsync(lifted, $"admin/keys/{id}");
+        }
+
+        for (var i = 0; i < 2; i++)
+        {
+            using var unlimited = await ChatAsync(url, (string)key["key"]!, Ct);
+            Assert.Equal(HttpStatusCode.OK, unlimited.StatusCode);
+        }
+
+        using (var limitedAgain = await admin.PatchAsJsonAsync($"admin/keys/{id}", new { limits = new { monthlyTokens = 40 } }, Ct))
+        {
+            await AssertSavedWithWarningAsync(limitedAgain, $"admin/keys/{id}");
+        }
+
+        using (var plan = await admin.PatchAsJsonAsync($"admin/tenants/{tenantId}", new { plan = "none" }, Ct))
+        {
+            await AssertSavedWithWarningAsync(plan, $"admin/tenants/{tenantId}");
+        }
+
+        // Redis still holds the counter that knew of 15 tokens. Back, with no request meanwhile: the gateway's reconnect
+        // alone forgets it.
+        Assert.Equal(["1"], await MonthFieldAsync("seeded"));
+        cutter.Restore();
+        using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(Ct))
+        {
+            deadline.CancelAfter(TimeSpan.FromSeconds(30));
+            while ((await MonthFieldAsync("seeded")).Contains("1"))
+            {
+                await Task.Delay(50, deadline.Token);
+            }
+        }
+
+        // The next request finds the ledger's 45 tokens, past the 40 allowed: refused before any provider is asked.
+        using (var refused = await ChatAsync(url, (string)key["key"]!, Ct))
+        {
+            var body = await refused.Content.ReadAsStringAsync(Ct);
+            Assert.True(refused.StatusCode == HttpStatusCode.TooManyRequests && ErrorCode(body) == "monthly_token_quota_exceeded", $"{(int)refused.StatusCode}: {body}");
+        }
+
+        Assert.Equal(["45"], await MonthFieldAsync("tokens"));
+
+        async Task AssertSavedWithWarningAsync(HttpResponseMessage change, string path)
+        {
+            var body = await change.Content.ReadAsStringAsync(Ct);
+            Assert.True(change.StatusCode == HttpStatusCode.OK, $"{(int)change.StatusCode}: {body}");
+            Assert.Contains("reset", Assert.Single(change.Headers.GetValues(WarningHeader)), StringComparison.Ordinal);
+
+            // The body is what the endpoint always answers: the key or tenant as saved.
+            var saved = (await admin.GetFromJsonAsync<JsonObject>(path.StartsWith("admin/keys", StringComparison.Ordinal) ? "admin/keys" : path, Ct))!;
+            var expected = saved["data"] is JsonArray keys ? keys.Single(k => (string?)k!["id"] == id) : saved["tenant"];
+            Assert.True(JsonNode.DeepEquals(expected, JsonNode.Parse(body)), $"answered {body}, saved {expected}");
+        }
     }
 
     [Fact]

@@ -155,6 +155,115 @@ public sealed class RedisLimiterContractTests(PostgresServer postgres, RedisServ
         Assert.True((await Limiters[1].TryReserveAsync(key, null, 400, 0m, Ct)).Decision.Allowed);
     }
 
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds(30));
+        while (!condition())
+        {
+            // The multiplexer reconnects on its own schedule.
+            await Task.Delay(50, deadline.Token);
+        }
+    }
+
+    private static async Task<LimitOutcome> ReserveOnceRedisAnswersAsync(IUsageLimiter limiter, ApiKeyRecord key, PlanOptions? plan, long tokens)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            try
+            {
+                return await limiter.TryReserveAsync(key, plan, tokens, 0m, deadline.Token);
+            }
+            catch (RedisUnavailableException)
+            {
+                // The multiplexer reconnects on its own schedule.
+                await Task.Delay(100, deadline.Token);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Another instance on the same PostgreSQL and Redis, whose path to Redis goes through a <see cref="TcpCutter"/>
+    /// (Redis itself keeps running and keeps its data), connected before it returns.
+    /// </summary>
+    private async Task<CutOffInstance> CutOffInstanceAsync()
+    {
+        var endpoint = redis.Endpoint.Split(':');
+        var cutter = new TcpCutter(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(endpoint[0]), int.Parse(endpoint[1], System.Globalization.CultureInfo.InvariantCulture)));
+        var database = _redis[(_redis.IndexOf(',', StringComparison.Ordinal) + 1)..];
+        var instance = GatewayStorage.Postgres(_postgres, Time, $"127.0.0.1:{cutter.Port},{database},connectTimeout=1000");
+        Assert.Equal(new StorageHealth(true, true), await instance.CheckAsync(Ct));
+        return new CutOffInstance(instance, cutter);
+    }
+
+    private sealed record CutOffInstance(GatewayStorage Instance, TcpCutter Cutter) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Instance.DisposeAsync();
+            await Cutter.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task KeyLimitsChangedWhileRedisIsCutOff_AreSaved_AndTheReconnectAloneRemakesTheCounters()
+    {
+        // Limited, with counters in Redis that count its first 100 tokens.
+        var key = await KeyAsync(new KeyLimits(MonthlyTokens: 1_000));
+        var first = await Limiters[1].TryReserveAsync(key, null, 100, 0m, Ct);
+        await Limiters[1].SettleAsync(first.Reservation!, 100, 0m);
+        await First.Ledger.AppendAsync([TokensRow(key, 100)], Ct);
+        await using var cut = await CutOffInstanceAsync();
+
+        // Redis cannot be reached from the instance that takes the changes: the limits are lifted, 600 tokens are used
+        // (counted in the ledger only), and the limits are set again. PostgreSQL has each change, and each is answered.
+        cut.Cutter.Cut();
+        Assert.NotNull(await cut.Instance.Keys.UpdateLimitsAsync(key.Id, KeyLimits.None, null, Ct));
+        Assert.True(cut.Instance.Limiter.OwesCounterReset(key.TenantId, key.Id));
+        await First.Ledger.AppendAsync([TokensRow(key, 600)], Ct);
+        var limited = await cut.Instance.Keys.UpdateLimitsAsync(key.Id, new KeyLimits(MonthlyTokens: 1_000), null, Ct);
+        Assert.NotNull(limited);
+        Assert.True(cut.Instance.Limiter.OwesCounterReset(key.TenantId, key.Id));
+        Assert.False(cut.Instance.Limiter.OwesCounterReset(key.TenantId, null));
+
+        // Back. No request reaches that instance: its reconnect alone forgets the old counters, which knew of 100 tokens.
+        cut.Cutter.Restore();
+        await WaitUntilAsync(() => !cut.Instance.Limiter.OwesCounterReset(key.TenantId, key.Id));
+
+        // So another instance, which knew of nothing, makes them again from the ledger's 700 tokens.
+        Assert.Equal(LimitKind.MonthlyTokenQuota, (await Limiters[1].TryReserveAsync(limited, null, 301, 0m, Ct)).Decision.Kind);
+        Assert.True((await Limiters[1].TryReserveAsync(limited, null, 300, 0m, Ct)).Decision.Allowed);
+    }
+
+    [Fact]
+    public async Task PlanChangedWhileRedisIsCutOff_IsSaved_AndThatInstanceForgetsBeforeItsNextReservation()
+    {
+        // A hard quota of 1,000 tokens a month for the tenant, with counters in Redis that count its first 100.
+        var plan = new PlanOptions { IncludedTokens = 1_000, HardQuota = true };
+        var tenant = await First.Tenants.CreateAsync("acme", "team", Ct);
+        var key = (await First.Keys.CreateAsync(new NewApiKey("k", tenant.Id), Ct)).Record;
+        var first = await Limiters[1].TryReserveAsync(key, plan, 100, 0m, Ct);
+        await Limiters[1].SettleAsync(first.Reservation!, 100, 0m);
+        await First.Ledger.AppendAsync([TokensRow(key, 100)], Ct);
+        await using var cut = await CutOffInstanceAsync();
+
+        // The plan removed and given again while Redis cannot be reached; meanwhile 600 tokens are used without a plan.
+        cut.Cutter.Cut();
+        Assert.Null((await cut.Instance.Tenants.UpdateAsync(tenant.Id, null, clearPlan: true, null, Ct))!.Plan);
+        await First.Ledger.AppendAsync([TokensRow(key, 600)], Ct);
+        Assert.Equal("team", (await cut.Instance.Tenants.UpdateAsync(tenant.Id, "team", clearPlan: false, null, Ct))!.Plan);
+        Assert.True(cut.Instance.Limiter.OwesCounterReset(tenant.Id, null));
+
+        // Back: the first reservation that instance makes counts the tenant's 700 tokens, never the stale 100.
+        cut.Cutter.Restore();
+        var outcome = await ReserveOnceRedisAnswersAsync(cut.Instance.Limiter, key, plan, 301);
+        Assert.Equal(LimitKind.MonthlyTokenQuota, outcome.Decision.Kind);
+        Assert.False(cut.Instance.Limiter.OwesCounterReset(tenant.Id, null));
+        Assert.True((await cut.Instance.Limiter.TryReserveAsync(key, plan, 300, 0m, Ct)).Decision.Allowed);
+    }
+
     [Fact]
     public async Task ConnectionStrings_AreReadInEitherForm_AndNeverRepeated()
     {

@@ -13,6 +13,16 @@ namespace Tollgate.Server.Endpoints.Admin;
 /// </summary>
 internal static class KeysEndpoints
 {
+    /// <summary>
+    /// Set on a successful answer whose change is saved but not yet in effect everywhere; the body is the same as
+    /// without it.
+    /// </summary>
+    public const string WarningHeader = "x-tollgate-warning";
+
+    /// <summary>What <see cref="WarningHeader"/> says of a change whose counters could not be reset.</summary>
+    public const string CountersOwedWarning =
+        "Saved, but Redis could not be reached to reset this scope's limit counters; this instance resets them as soon as Redis answers again.";
+
     public static RouteGroupBuilder MapKeys(this RouteGroupBuilder admin)
     {
         admin.MapPost("/keys", CreateAsync);
@@ -31,6 +41,22 @@ internal static class KeysEndpoints
 
     public static KeyEntry ToEntry(ApiKeyRecord k) =>
         new(k.Id, k.Name, k.Prefix, k.CreatedAt, k.RevokedAt, k.IsActive, k.TenantId, LimitsDto.From(k.Limits), k.ExpiresAt);
+
+    /// <summary>
+    /// Says so when a saved change of a scope's limits (<paramref name="keyId"/> null: the tenant's plan) still owes the
+    /// reset of its counters because Redis could not be reached: logged, and told to the caller in
+    /// <see cref="WarningHeader"/>.
+    /// </summary>
+    public static void WarnIfCountersOwed(HttpResponse response, IUsageLimiter limiter, ILogger logger, string tenantId, string? keyId)
+    {
+        if (!limiter.OwesCounterReset(tenantId, keyId))
+        {
+            return;
+        }
+
+        Log.CounterResetOwed(logger, keyId is null ? $"tenant {tenantId}" : $"key {keyId}");
+        response.Headers[WarningHeader] = CountersOwedWarning;
+    }
 
     /// <summary>Null when the limits are valid; else the problem.</summary>
     public static string? Check(LimitsDto? limits)
@@ -93,8 +119,9 @@ internal static class KeysEndpoints
     }
 
     private static async Task<Results<Ok<KeyEntry>, ProblemHttpResult>> UpdateAsync(
-        string id, HttpRequest request, IKeyStore store, ClientKeyCache cache, CancellationToken cancellationToken)
+        string id, HttpContext context, IKeyStore store, IUsageLimiter limiter, ClientKeyCache cache, ILogger<KeysLog> logger, CancellationToken cancellationToken)
     {
+        var request = context.Request;
         var body = await TenantsEndpoints.ReadAsync(request, ServerJsonContext.Default.UpdateKeyRequest, cancellationToken).ConfigureAwait(false);
         if (body is null || Check(body.Limits) is not null)
         {
@@ -108,6 +135,7 @@ internal static class KeysEndpoints
         }
 
         cache.Invalidate();
+        WarnIfCountersOwed(context.Response, limiter, logger, updated.TenantId, updated.Id);
         return TypedResults.Ok(ToEntry(updated));
     }
 

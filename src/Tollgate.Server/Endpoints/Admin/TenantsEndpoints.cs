@@ -72,8 +72,9 @@ internal static class TenantsEndpoints
     }
 
     private static async Task<Results<Ok<TenantResponse>, ProblemHttpResult>> UpdateAsync(
-        string id, HttpRequest request, ITenantStore store, TenantDirectory directory, TollgateOptions options, ILogger<KeysLog> logger, CancellationToken cancellationToken)
+        string id, HttpContext context, ITenantStore store, IUsageLimiter limiter, TenantDirectory directory, TollgateOptions options, ILogger<KeysLog> logger, CancellationToken cancellationToken)
     {
+        var request = context.Request;
         var body = await ReadAsync(request, ServerJsonContext.Default.UpdateTenantRequest, cancellationToken).ConfigureAwait(false);
         if (body is null || (body.Plan is null && body.Suspended is null))
         {
@@ -94,6 +95,11 @@ internal static class TenantsEndpoints
 
         directory.Invalidate();
         Log.TenantChanged(logger, tenant.Id, tenant.Plan ?? NoPlan, tenant.Suspended);
+        if (body.Plan is not null)
+        {
+            KeysEndpoints.WarnIfCountersOwed(context.Response, limiter, logger, tenant.Id, keyId: null);
+        }
+
         return TypedResults.Ok(ToResponse(tenant, options));
     }
 
