@@ -114,7 +114,6 @@ internal sealed partial class GatewayDispatcher
                     // The first event (with the response's headers) goes out before anything else is done: the
                     // next read, the health record and the metric all wait until the client has it in flight.
                     var sent = !unflushed || await FlushAsync(writer, aborted, cancellation: cancellation).ConfigureAwait(false);
-                    first = false;
                     unflushed = false;
                     deployment.Health.RecordSuccess(attempt.FirstByte, streamed: true);
                     _metrics.FirstByte(deployment, attempt.FirstByte, stream: true);
@@ -129,6 +128,19 @@ internal sealed partial class GatewayDispatcher
                 // together and flushed once, before the relay would wait: no event ever waits for a later one,
                 // and a burst costs one send instead of one per event.
                 var next = stream.ReadAsync();
+                if (first)
+                {
+                    first = false;
+                    if (next.IsCompleted)
+                    {
+                        // More events came with the first (a fast or buffering upstream sends a whole answer in one
+                        // read). Parsing and checking them is CPU work the I/O thread would do before it serves any
+                        // other connection, so the rest of this burst continues on the thread pool: one stream's
+                        // tail never delays another request, or another stream's first event.
+                        await Task.Yield();
+                    }
+                }
+
                 if (unflushed && !next.IsCompleted)
                 {
                     if (!await FlushAsync(writer, aborted, stream, cancellation).ConfigureAwait(false))
