@@ -48,29 +48,30 @@ public sealed class PostgresKeyStore(PostgresDatabase database, TimeProvider tim
 
     public async Task<ApiKeyRecord?> UpdateLimitsAsync(string id, KeyLimits limits, DateTimeOffset? expiresAt, CancellationToken cancellationToken)
     {
+        // New limits count from the ledger: the key's limit counters are dropped in the same statement, so they are
+        // made again from the ledger on next use. One statement is one transaction: the new limits never meet the
+        // old counters, whatever happens to the connection.
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand($"""
-            UPDATE api_keys SET monthly_tokens = $1, monthly_budget_usd = $2, rpm = $3, tpm = $4, models = $5, expires_at = $6
-            WHERE id = $7 AND revoked_at IS NULL RETURNING {Columns}
+            WITH updated AS (
+                UPDATE api_keys SET monthly_tokens = $1, monthly_budget_usd = $2, rpm = $3, tpm = $4, models = $5, expires_at = $6
+                WHERE id = $7 AND revoked_at IS NULL RETURNING {Columns}),
+            reset AS (
+                DELETE FROM limit_months WHERE scope = $8 AND EXISTS (SELECT 1 FROM updated))
+            SELECT {Columns} FROM updated
             """, connection);
         AddLimits(command, limits, expiresAt);
         command.Parameters.Add(Text(id));
+        command.Parameters.Add(Text("k:" + id));
         ApiKeyRecord? updated;
         await using (var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false))
         {
             updated = await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false) ? Read(reader) : null;
         }
 
-        if (updated is not null)
+        if (updated is not null && forgetCounters is not null)
         {
-            // New limits count from the ledger: the key's limit counters are made again from it on next use.
-            await using var reset = new NpgsqlCommand("DELETE FROM limit_months WHERE scope = $1", connection);
-            reset.Parameters.Add(Text("k:" + id));
-            await reset.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
-            if (forgetCounters is not null)
-            {
-                await forgetCounters(updated.TenantId, updated.Id).ConfigureAwait(false);
-            }
+            await forgetCounters(updated.TenantId, updated.Id).ConfigureAwait(false);
         }
 
         return updated;

@@ -39,33 +39,35 @@ public sealed class PostgresTenantStore(PostgresDatabase database, TimeProvider 
 
     public async Task<Tenant?> UpdateAsync(string id, string? plan, bool clearPlan, bool? suspended, CancellationToken cancellationToken)
     {
+        // A new plan counts from the ledger: the tenant's limit counters are dropped in the same statement (one
+        // transaction), so they are made again from the ledger on next use and never meet the new plan half-reset.
+        var replanned = plan is not null || clearPlan;
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand($"""
-            UPDATE tenants SET
-                plan = CASE WHEN $1 THEN NULL ELSE coalesce($2, plan) END,
-                suspended = coalesce($3, suspended)
-            WHERE id = $4 RETURNING {Columns}
+            WITH updated AS (
+                UPDATE tenants SET
+                    plan = CASE WHEN $1 THEN NULL ELSE coalesce($2, plan) END,
+                    suspended = coalesce($3, suspended)
+                WHERE id = $4 RETURNING {Columns}),
+            reset AS (
+                DELETE FROM limit_months WHERE $5 AND scope = $6 AND EXISTS (SELECT 1 FROM updated))
+            SELECT {Columns} FROM updated
             """, connection);
         command.Parameters.Add(new NpgsqlParameter<bool> { NpgsqlDbType = NpgsqlDbType.Boolean, TypedValue = clearPlan });
         command.Parameters.Add(PostgresKeyStore.Text(plan));
         command.Parameters.Add(new NpgsqlParameter<bool?> { NpgsqlDbType = NpgsqlDbType.Boolean, TypedValue = suspended });
         command.Parameters.Add(PostgresKeyStore.Text(id));
+        command.Parameters.Add(new NpgsqlParameter<bool> { NpgsqlDbType = NpgsqlDbType.Boolean, TypedValue = replanned });
+        command.Parameters.Add(PostgresKeyStore.Text("t:" + id));
         Tenant? updated;
         await using (var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false))
         {
             updated = await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false) ? Read(reader) : null;
         }
 
-        if (updated is not null && (plan is not null || clearPlan))
+        if (updated is not null && replanned && forgetCounters is not null)
         {
-            // A new plan counts from the ledger: the tenant's limit counters are made again from it on next use.
-            await using var reset = new NpgsqlCommand("DELETE FROM limit_months WHERE scope = $1", connection);
-            reset.Parameters.Add(PostgresKeyStore.Text("t:" + id));
-            await reset.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
-            if (forgetCounters is not null)
-            {
-                await forgetCounters(id, null).ConfigureAwait(false);
-            }
+            await forgetCounters(id, null).ConfigureAwait(false);
         }
 
         return updated;

@@ -545,6 +545,25 @@ public sealed class PostgresStoreContractTests(PostgresServer server) : StoreCon
     }
 
     [Fact]
+    public async Task LimitAndPlanChanges_WhoseCountersCannotBeDropped_AreNotSaved()
+    {
+        // New limits and plans count from the ledger, so their change drops the scope's limit counters. A change
+        // whose counters stay must not be saved either, or the new limits would meet the old counters.
+        var tenant = await Storage.Tenants.CreateAsync("initech", "starter", Ct);
+        var key = (await Storage.Keys.CreateAsync(new NewApiKey("ci", tenant.Id, new KeyLimits(MonthlyTokens: 1_000)), Ct)).Record;
+        await ExecuteAsync(_connectionString, """
+            CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'counters are pinned'; END $$;
+            CREATE TRIGGER pinned BEFORE DELETE ON limit_months FOR EACH STATEMENT EXECUTE FUNCTION refuse_delete();
+            """);
+
+        await Assert.ThrowsAsync<Npgsql.PostgresException>(() => Storage.Keys.UpdateLimitsAsync(key.Id, new KeyLimits(MonthlyTokens: 5), null, Ct));
+        await Assert.ThrowsAsync<Npgsql.PostgresException>(() => Storage.Tenants.UpdateAsync(tenant.Id, "pro", clearPlan: false, suspended: null, Ct));
+
+        Assert.Equal(1_000, (await Storage.Keys.ListAsync(Ct)).Single(k => k.Id == key.Id).EffectiveLimits.MonthlyTokens);
+        Assert.Equal("starter", (await Storage.Tenants.ListAsync(Ct)).Single(t => t.Id == tenant.Id).Plan);
+    }
+
+    [Fact]
     public async Task IssuedInvoices_CannotBeChangedOrDeleted_EvenBySql()
     {
         var invoice = new StoredInvoice("inv_2026-10_default_1", "default", "2026-10", 1, DateTimeOffset.UnixEpoch, 1m, "{}");
