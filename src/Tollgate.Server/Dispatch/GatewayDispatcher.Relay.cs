@@ -131,12 +131,13 @@ internal sealed partial class GatewayDispatcher
                 if (first)
                 {
                     first = false;
-                    if (next.IsCompleted)
+                    if (next.IsCompleted && !Thread.CurrentThread.IsThreadPoolThread)
                     {
                         // More events came with the first (a fast or buffering upstream sends a whole answer in one
-                        // read). Parsing and checking them is CPU work the I/O thread would do before it serves any
-                        // other connection, so the rest of this burst continues on the thread pool: one stream's
-                        // tail never delays another request, or another stream's first event.
+                        // read). Parsing and checking them is CPU work the socket I/O thread (server.inlineIo) would
+                        // do before it serves any other connection, so the rest of this burst continues on the
+                        // thread pool: one stream's tail never delays another request, or another stream's first
+                        // event. Events that arrive one read at a time stay where they are.
                         await Task.Yield();
                     }
                 }
