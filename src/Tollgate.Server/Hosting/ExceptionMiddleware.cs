@@ -8,8 +8,7 @@ namespace Tollgate.Server.Hosting;
 /// The boundary where exceptions become responses. Malformed HTTP (a body past Kestrel's limit, a
 /// broken chunked encoding) becomes a 4xx OpenAI error; a database that cannot be reached (say, under an admin call)
 /// becomes 503 <c>storage_unavailable</c> (Redis failures are handled where Redis is used, by the limiter); anything
-/// else is our bug, logged without request content and
-/// answered with a generic 500.
+/// else is our bug, logged without request content and answered with a generic 500.
 /// </summary>
 internal sealed class ExceptionMiddleware(RequestDelegate next, ILogger<ExceptionMiddleware> logger, Configuration.TollgateOptions options)
 {
