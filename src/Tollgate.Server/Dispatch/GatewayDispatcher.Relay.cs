@@ -83,6 +83,9 @@ internal sealed partial class GatewayDispatcher
         }
     }
 
+    /// <summary>The most a burst of events waits in the response pipe before it is flushed (one socket buffer's worth).</summary>
+    private const int BurstFlushBytes = 64 * 1024;
+
     private async Task RelayStreamAsync(HttpContext context, ParsedRequest request, Attempt attempt, StreamingResponse stream, RequestAccounting accounting)
     {
         var deployment = attempt.Deployment;
@@ -100,21 +103,21 @@ internal sealed partial class GatewayDispatcher
         {
             var chunk = (StreamChunk?)stream.First;
             var first = true;
-            var unflushed = false;
+            var unflushed = 0L;
             while (chunk is { } current)
             {
                 if (!current.UsageOnly || request.ClientWantsUsage)
                 {
                     SseWriter.WriteData(writer, current.Data.Span);
-                    unflushed = true;
+                    unflushed += current.Data.Length + SseWriter.EventOverhead;
                 }
 
                 if (first)
                 {
                     // The first event (with the response's headers) goes out before anything else is done: the
                     // next read, the health record and the metric all wait until the client has it in flight.
-                    var sent = !unflushed || await FlushAsync(writer, aborted, cancellation: cancellation).ConfigureAwait(false);
-                    unflushed = false;
+                    var sent = unflushed == 0 || await FlushAsync(writer, aborted, cancellation: cancellation).ConfigureAwait(false);
+                    unflushed = 0;
                     deployment.Health.RecordSuccess(attempt.FirstByte, streamed: true);
                     _metrics.FirstByte(deployment, attempt.FirstByte, stream: true);
                     if (!sent)
@@ -126,7 +129,9 @@ internal sealed partial class GatewayDispatcher
 
                 // ReadAsync arms the idle timer for the upstream read. Events that already arrived are written
                 // together and flushed once, before the relay would wait: no event ever waits for a later one,
-                // and a burst costs one send instead of one per event.
+                // and a burst costs one send instead of one per event. A burst that goes on (an upstream faster
+                // than the relay) is also flushed every BurstFlushBytes, so it is never held in memory whole and a
+                // slow client slows the relay down instead.
                 var next = stream.ReadAsync();
                 if (first)
                 {
@@ -142,7 +147,7 @@ internal sealed partial class GatewayDispatcher
                     }
                 }
 
-                if (unflushed && !next.IsCompleted)
+                if (unflushed > 0 && (!next.IsCompleted || unflushed >= BurstFlushBytes))
                 {
                     if (!await FlushAsync(writer, aborted, stream, cancellation).ConfigureAwait(false))
                     {
@@ -151,7 +156,7 @@ internal sealed partial class GatewayDispatcher
                         return;
                     }
 
-                    unflushed = false;
+                    unflushed = 0;
                 }
 
                 // The next ReadAsync re-arms the idle timer, and a flush that has to wait disarms it itself.

@@ -14,6 +14,9 @@ internal static class SseWriter
 
     private static ReadOnlySpan<byte> DoneEvent => "data: [DONE]\n\n"u8;
 
+    /// <summary>What <see cref="WriteData"/> adds around an event's data: the <c>data: </c> prefix and the blank line.</summary>
+    public static int EventOverhead => DataPrefix.Length + EventEnd.Length;
+
     /// <summary>Writes one event without flushing it: the relay decides when to flush (<see cref="GatewayDispatcher"/>).</summary>
     public static void WriteData(PipeWriter writer, ReadOnlySpan<byte> data)
     {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Tollgate.Tests.Infrastructure;
 using Tollgate.Tests.Tenancy;
 
@@ -19,6 +20,7 @@ public sealed class StreamBurstTests : IAsyncLifetime
     private WebApplication _upstream = null!;
     private TestGateway _gateway = null!;
     private byte[] _body = [];
+    private Func<HttpContext, Task>? _answer;
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -29,6 +31,12 @@ public sealed class StreamBurstTests : IAsyncLifetime
         {
             await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
             context.Response.ContentType = "text/event-stream";
+            if (_answer is not null)
+            {
+                await _answer(context);
+                return;
+            }
+
             await context.Response.Body.WriteAsync(_body, context.RequestAborted);
         });
         await _upstream.StartAsync(Ct);
@@ -103,7 +111,61 @@ public sealed class StreamBurstTests : IAsyncLifetime
         Assert.Equal("estimated", row[2]);
     }
 
-    private async Task<HttpResponseMessage> PostAsync(bool includeUsage = false)
+    [Fact]
+    public async Task AnUpstreamThatNeverPauses_IsRelayedWhileItSends_NotHeldUntilItStops()
+    {
+        // The upstream writes content events, 400 (70 KB) at a time, until the client has 1 MiB of the answer, and only
+        // then ends the stream; it gives up at 64 MiB. A relay that flushed only when the upstream paused could hold
+        // the whole answer in memory until then.
+        const long giveUpAt = 64L << 20;
+        var clientHasData = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        const int eventsPerBlock = 400;
+        var block = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat(Event(Chunk("""{"content":"x"}""", "null")), eventsPerBlock)));
+        var parts = 0;
+        var written = 0L;
+        _answer = async context =>
+        {
+            var body = context.Response.Body;
+            await body.WriteAsync(Encoding.UTF8.GetBytes(Event(Chunk("""{"role":"assistant","content":""}""", "null"))), context.RequestAborted);
+            while (!clientHasData.Task.IsCompleted && written < giveUpAt)
+            {
+                await body.WriteAsync(block, context.RequestAborted);
+                written += block.Length;
+                parts += eventsPerBlock;
+            }
+
+            await body.WriteAsync(Encoding.UTF8.GetBytes(Event(Chunk("{}", "\"stop\"")) + Event(UsageChunk(parts)) + "data: [DONE]\n\n"), context.RequestAborted);
+        };
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = ChatContent(includeUsage: false) };
+        using var response = await _gateway.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
+        var received = new MemoryStream();
+        await using (var stream = await response.Content.ReadAsStreamAsync(Ct))
+        {
+            var buffer = new byte[16 * 1024];
+            int read;
+            while ((read = await stream.ReadAsync(buffer, Ct)) > 0)
+            {
+                received.Write(buffer, 0, read);
+                if (received.Length >= 1 << 20)
+                {
+                    clientHasData.TrySetResult();
+                }
+            }
+        }
+
+        var events = Sse.DataEvents(Encoding.UTF8.GetString(received.ToArray()));
+        Assert.True(written < giveUpAt, $"the client had nothing until the upstream gave up after {written} bytes");
+        Assert.Equal(parts + 3, events.Count);
+        Assert.Equal("[DONE]", events[^1]);
+        var row = await LedgerRowAsync(response);
+        Assert.Equal([200L, null, "reported", 40L, (long)parts], row[..5]);
+    }
+
+    private async Task<HttpResponseMessage> PostAsync(bool includeUsage = false) =>
+        await _gateway.Client.PostAsync("v1/chat/completions", ChatContent(includeUsage), Ct);
+
+    private static StringContent ChatContent(bool includeUsage)
     {
         var body = new JsonObject
         {
@@ -116,7 +178,7 @@ public sealed class StreamBurstTests : IAsyncLifetime
             body["stream_options"] = new JsonObject { ["include_usage"] = true };
         }
 
-        return await _gateway.Client.PostAsync("v1/chat/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"), Ct);
+        return new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
     }
 
     private async Task<object?[]> LedgerRowAsync(HttpResponseMessage response)
@@ -133,20 +195,21 @@ public sealed class StreamBurstTests : IAsyncLifetime
     private static byte[] Answer(int parts)
     {
         var sse = new StringBuilder();
-        void Event(string json) => sse.Append("data: ").Append(json).Append("\n\n");
-        string Chunk(string delta, string finish) =>
-            $$"""{"id":"{{Id}}","object":"chat.completion.chunk","created":1732300000,"model":"upstream-m","choices":[{"index":0,"delta":{{delta}},"finish_reason":{{finish}}}]}""";
-
-        Event(Chunk("""{"role":"assistant","content":""}""", "null"));
+        sse.Append(Event(Chunk("""{"role":"assistant","content":""}""", "null")));
         for (var i = 0; i < parts; i++)
         {
-            Event(Chunk($$"""{"content":"{{Part(i)}}"}""", "null"));
+            sse.Append(Event(Chunk($$"""{"content":"{{Part(i)}}"}""", "null")));
         }
 
-        Event(Chunk("{}", "\"stop\""));
-        Event($$$"""{"id":"{{{Id}}}","object":"chat.completion.chunk","created":1732300000,"model":"upstream-m","choices":[],"usage":{"prompt_tokens":40,"completion_tokens":{{{parts}}},"total_tokens":{{{40 + parts}}}}}""");
-
-        sse.Append("data: [DONE]\n\n");
+        sse.Append(Event(Chunk("{}", "\"stop\""))).Append(Event(UsageChunk(parts))).Append("data: [DONE]\n\n");
         return Encoding.UTF8.GetBytes(sse.ToString());
     }
+
+    private static string Event(string json) => "data: " + json + "\n\n";
+
+    private static string Chunk(string delta, string finish) =>
+        $$"""{"id":"{{Id}}","object":"chat.completion.chunk","created":1732300000,"model":"upstream-m","choices":[{"index":0,"delta":{{delta}},"finish_reason":{{finish}}}]}""";
+
+    private static string UsageChunk(int parts) =>
+        $$$"""{"id":"{{{Id}}}","object":"chat.completion.chunk","created":1732300000,"model":"upstream-m","choices":[],"usage":{"prompt_tokens":40,"completion_tokens":{{{parts}}},"total_tokens":{{{40 + parts}}}}}""";
 }
