@@ -9,9 +9,10 @@ using Tollgate.Tests.Tenancy;
 namespace Tollgate.Tests.Gateway;
 
 /// <summary>
-/// Streams whose whole answer arrives in one write, as from a fast or buffering upstream. The relay flushes the first
-/// event at once and continues the rest of such a burst off the I/O thread (<c>GatewayDispatcher.Relay</c>); these
-/// check that what the client receives, and what the ledger keeps, is the same as for events that arrive one by one.
+/// Streams whose events arrive in bursts, as from a fast or buffering upstream. The relay flushes the first event at
+/// once, continues the rest of such a burst off the I/O thread, and flushes a burst that never pauses every 64 KiB
+/// (<c>GatewayDispatcher.Relay</c>). These check that what the client receives, and what the ledger keeps, is the same
+/// as for events that arrive one by one, and that an endless burst reaches the client while it is still being sent.
 /// </summary>
 public sealed class StreamBurstTests : IAsyncLifetime
 {
